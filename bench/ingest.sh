@@ -1,0 +1,283 @@
+#!/usr/bin/env bash
+# Ingest benchmark: wrk posts signed GitHub webhooks (~1.5 KB, a distinct
+# delivery id each) to Hookyard (default durability: SQLite WAL,
+# synchronous = FULL, default log level, logs to a file) and to a bare axum
+# endpoint that only reads the body, interleaved in the same run; then the
+# duplicates-only path and Hookyard on Postgres. Prints a markdown table of
+# medians over ROUNDS and writes it to bench/results/.
+#
+#   bench/ingest.sh                    # 3 rounds, 10 s per run
+#   ROUNDS=5 DURATION=10s bench/ingest.sh
+#
+# Environment: ROUNDS (3), DURATION (10s), WARMUP (2s), WRK_THREADS (2),
+# CONNS ("16 64"), POSTGRES (1; 0 skips, the default when 127.0.0.1:5432
+# does not answer), PG_ADMIN_URL (postgres://postgres@127.0.0.1:5432),
+# SKIP_BUILD (0), BENCH_SECRET (bench-github-secret).
+# Only 127.0.0.1 is contacted; every wrk run is bounded by DURATION.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+ROUNDS=${ROUNDS:-3}
+DURATION=${DURATION:-10s}
+WARMUP=${WARMUP:-2s}
+WRK_THREADS=${WRK_THREADS:-2}
+CONNS=${CONNS:-"16 64"}
+POSTGRES=${POSTGRES:-1}
+PG_HOST=127.0.0.1
+PG_PORT=5432
+PG_ADMIN_URL=${PG_ADMIN_URL:-postgres://postgres@$PG_HOST:$PG_PORT}
+SKIP_BUILD=${SKIP_BUILD:-0}
+export BENCH_SECRET=${BENCH_SECRET:-bench-github-secret}
+LUA="$ROOT/bench/wrk/github.lua"
+HOOKYARD="$ROOT/target/release/hookyard"
+BARE="$ROOT/target/release/bare-endpoint"
+# The highest connection count is the one the targets are stated for.
+CMAX=$(tr ' ' '\n' <<<"$CONNS" | sort -n | tail -1)
+
+die() { echo "ingest.sh: $*" >&2; exit 1; }
+command -v wrk >/dev/null || die "wrk not found (apt-get install wrk)"
+
+if [[ $SKIP_BUILD != 1 ]]; then
+  (cd "$ROOT" && nice -n 10 cargo build --release -p hookyard -p hookyard-bench) \
+    || die "release build failed"
+fi
+[[ -x $HOOKYARD && -x $BARE ]] || die "release binaries missing; build first"
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/hookyard-bench.XXXXXX")
+RESULTS_DIR="$ROOT/bench/results"
+mkdir -p "$RESULTS_DIR"
+STAMP=$(date -u +%Y%m%dT%H%M%SZ)
+ROWS="$WORK/rows.tsv"   # one line per measured run
+: >"$ROWS"
+PIDS=()                 # servers this script started
+PG_DBS=()               # databases this script created
+
+cleanup() {
+  local pid db
+  for pid in "${PIDS[@]}"; do
+    kill -TERM "$pid" 2>/dev/null && wait "$pid" 2>/dev/null || true
+  done
+  for db in "${PG_DBS[@]}"; do
+    psql "$PG_ADMIN_URL/postgres" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1 || true
+  done
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# start NAME CMD...: runs a server with stdout/stderr in $WORK/NAME.{out,log},
+# waits (<= 30 s) for its "listening on http://ADDR" line; sets PID and ADDR.
+start() {
+  local name=$1; shift
+  "$@" >"$WORK/$name.out" 2>"$WORK/$name.log" &
+  PID=$!
+  PIDS+=("$PID")
+  local i
+  for i in $(seq 300); do
+    ADDR=$(sed -n 's|.*listening on http://\([0-9.:]*\).*|\1|p' "$WORK/$name.out" | head -1)
+    [[ -n $ADDR ]] && return 0
+    if ! kill -0 "$PID" 2>/dev/null; then
+      echo "ingest.sh: $name exited before listening; its log:" >&2
+      tail -20 "$WORK/$name.log" >&2
+      exit 1
+    fi
+    sleep 0.1
+  done
+  echo "ingest.sh: $name did not print its address within 30 s; its log:" >&2
+  tail -20 "$WORK/$name.log" >&2
+  exit 1
+}
+
+stop() {
+  local pid=$1
+  kill -TERM "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+  local kept=() p
+  for p in "${PIDS[@]}"; do [[ $p == "$pid" ]] || kept+=("$p"); done
+  PIDS=("${kept[@]}")
+}
+
+# hookyard_config NAME STORE_URL: a config with only the github source.
+hookyard_config() {
+  cat >"$WORK/$1.toml" <<EOF
+[server]
+listen = "127.0.0.1:0"
+
+[store]
+url = "$2"
+
+[sources.github]
+verify = "github"
+secrets = ["$BENCH_SECRET"]
+EOF
+}
+
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+hwm_kib() { awk '/^VmHWM:/ {print $2}' "/proc/$1/status"; }
+field() { sed -n "s/.*\"$2\":\"\\{0,1\\}\\([^,\"}]*\\).*/\\1/p" <<<"$1"; }
+
+# wrk_run OUT ADDR CONNS DURATION [lua args...]: one wrk run; prints its BENCH json.
+wrk_run() {
+  local out=$1 addr=$2 conns=$3 dur=$4; shift 4
+  wrk -t"$WRK_THREADS" -c"$conns" -d"$dur" --latency -s "$LUA" "http://$addr" -- "$@" \
+    >"$out" 2>&1 || { cat "$out" >&2; die "wrk failed"; }
+  local json
+  json=$(sed -n 's/^BENCH //p' "$out")
+  [[ -n $json ]] || { cat "$out" >&2; die "no BENCH line in wrk output"; }
+  echo "$json"
+}
+
+# measure ROUND TARGET CONNS PID ADDR [lua args...]: a recorded run.
+measure() {
+  local round=$1 target=$2 conns=$3 pid=$4 addr=$5; shift 5
+  local before after json
+  before=$(cpu_ticks "$pid")
+  json=$(wrk_run "$WORK/r$round-$target-c$conns.txt" "$addr" "$conns" "$DURATION" "$@")
+  after=$(cpu_ticks "$pid")
+  local req rps p50 p99 errs hwm cpu_us
+  req=$(field "$json" requests)
+  rps=$(field "$json" rps)
+  p50=$(field "$json" p50_us)
+  p99=$(field "$json" p99_us)
+  errs=$(( $(field "$json" err_connect) + $(field "$json" err_read) + $(field "$json" err_write) \
+    + $(field "$json" err_status) + $(field "$json" err_timeout) ))
+  hwm=$(hwm_kib "$pid")
+  # Server CPU time per request: where the two cores went.
+  cpu_us=$(awk -v t=$((after - before)) -v hz="$(getconf CLK_TCK)" -v n="$req" \
+    'BEGIN { printf "%.0f", n ? t / hz * 1e6 / n : 0 }')
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' \
+    "$round" "$target" "$conns" "$rps" "$p50" "$p99" "$errs" "$hwm" "$cpu_us" >>"$ROWS"
+  printf '  round %s %-14s c%-3s %9.0f req/s  p50 %6.2f ms  p99 %6.2f ms  errors %s  VmHWM %s MiB  cpu %s us/req\n' \
+    "$round" "$target" "$conns" "$rps" "$(awk -v v="$p50" 'BEGIN{print v/1000}')" \
+    "$(awk -v v="$p99" 'BEGIN{print v/1000}')" "$errs" "$((hwm / 1024))" "$cpu_us"
+}
+
+# check ADDR CONNS EXPECT [lua args...]: a short run reading every response;
+# EXPECT is new (all 200 + duplicate:false) or dup (all 200 + duplicate:true).
+check() {
+  local addr=$1 conns=$2 expect=$3; shift 3
+  local json ok other t f
+  json=$(wrk_run "$WORK/check-$expect.txt" "$addr" "$conns" 1s check=1 "$@")
+  ok=$(field "$json" check_200); other=$(field "$json" check_other)
+  t=$(field "$json" check_dup_true); f=$(field "$json" check_dup_false)
+  if [[ $other != 0 || $ok == 0 ]] \
+    || [[ $expect == new && ( $t != 0 || $f != "$ok" ) ]] \
+    || [[ $expect == dup && ( $f != 0 || $t != "$ok" ) ]]; then
+    die "check ($expect) failed against $addr: 200=$ok other=$other duplicate:true=$t duplicate:false=$f"
+  fi
+  echo "  check ($expect): $ok responses, all 200 with duplicate:$([[ $expect == new ]] && echo false || echo true)"
+}
+
+pg_up() { psql "$PG_ADMIN_URL/postgres" -qAtc 'SELECT 1' >/dev/null 2>&1; }
+if [[ $POSTGRES == 1 ]] && ! pg_up; then
+  echo "ingest.sh: Postgres at $PG_HOST:$PG_PORT does not answer; skipping the Postgres runs." >&2
+  POSTGRES=0
+fi
+
+echo "Hookyard ingest benchmark: $ROUNDS rounds x ${DURATION}, wrk -t$WRK_THREADS, c in {$CONNS}, $(nproc) cores"
+echo "work dir $WORK ($(df -T "$WORK" | awk 'NR==2 {print $2}'))"
+
+for round in $(seq "$ROUNDS"); do
+  echo "round $round/$ROUNDS"
+  hookyard_config "hookyard-sqlite-$round" "sqlite://$WORK/hookyard-$round.db"
+  start bare "$BARE" 127.0.0.1:0
+  bare_pid=$PID bare_addr=$ADDR
+  start "hookyard-$round" "$HOOKYARD" serve --config "$WORK/hookyard-sqlite-$round.toml"
+  hy_pid=$PID hy_addr=$ADDR
+  if [[ $round == 1 ]]; then
+    check "$hy_addr" 4 new   # the Lua signature is accepted: 200, duplicate:false
+  fi
+  wrk_run "$WORK/warm-bare.txt" "$bare_addr" 16 "$WARMUP" >/dev/null
+  wrk_run "$WORK/warm-hy.txt" "$hy_addr" 16 "$WARMUP" >/dev/null
+  for c in $CONNS; do
+    measure "$round" bare "$c" "$bare_pid" "$bare_addr"
+    measure "$round" hookyard "$c" "$hy_pid" "$hy_addr"
+  done
+  # Duplicates only: store a few ids per wrk thread, then resend only those.
+  nonce=$(od -An -N4 -tx4 /dev/urandom | tr -d ' \n')
+  wrk_run "$WORK/dup-preload.txt" "$hy_addr" 4 1s mode=dup nonce="$nonce" >/dev/null
+  measure "$round" hookyard-dup "$CMAX" "$hy_pid" "$hy_addr" mode=dup nonce="$nonce"
+  if [[ $round == 1 ]]; then
+    check "$hy_addr" 4 dup mode=dup nonce="$nonce"
+  fi
+  stop "$hy_pid"
+  stop "$bare_pid"
+  # The router logs a line per request; keep the count and everything else.
+  { echo "# round $round: $(grep -c 'Webhook acknowledged' "$WORK/hookyard-$round.log" || true) 'Webhook acknowledged.' lines, other lines:"
+    grep -v 'Webhook acknowledged' "$WORK/hookyard-$round.log" | tail -50 || true
+  } >>"$WORK/router-log-summary.txt"
+  rm -f "$WORK/hookyard-$round.log" "$WORK"/hookyard-"$round".db*
+
+  if [[ $POSTGRES == 1 ]]; then
+    db="hookyard_bench_$$_$round"
+    psql "$PG_ADMIN_URL/postgres" -qc "CREATE DATABASE $db" >/dev/null
+    PG_DBS+=("$db")
+    hookyard_config "hookyard-pg-$round" "$PG_ADMIN_URL/$db"
+    start "hookyard-pg-$round" "$HOOKYARD" serve --config "$WORK/hookyard-pg-$round.toml"
+    pg_pid=$PID pg_addr=$ADDR
+    [[ $round == 1 ]] && check "$pg_addr" 4 new
+    wrk_run "$WORK/warm-pg.txt" "$pg_addr" 16 "$WARMUP" >/dev/null
+    measure "$round" hookyard-pg "$CMAX" "$pg_pid" "$pg_addr"
+    stop "$pg_pid"
+    psql "$PG_ADMIN_URL/postgres" -qc "DROP DATABASE $db WITH (FORCE)" >/dev/null
+    PG_DBS=()
+  fi
+done
+
+# Medians per (target, conns); ratios against the bare endpoint at the same
+# conns (the Postgres and duplicates rows compare with bare at CMAX).
+REPORT="$RESULTS_DIR/ingest-$STAMP.md"
+{
+  echo "# Ingest benchmark $STAMP"
+  echo
+  echo "$(nproc) cores ($(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)), load generator on the same machine;" \
+    "wrk -t$WRK_THREADS, $DURATION per run, $ROUNDS interleaved rounds; ~1.5 KB signed GitHub bodies."
+  echo "Median over rounds; ratio = Hookyard req/s / bare req/s (medians of same-round ratios);" \
+    "RSS = router VmHWM (max over rounds); CPU = server CPU time per request."
+  echo
+  awk -F'\t' -v cmax="$CMAX" '
+    function median(list,   n, a, i, j, t) {
+      n = split(list, a, " ")
+      for (i = 2; i <= n; i++) for (j = i; j > 1 && a[j-1] + 0 > a[j] + 0; j--) { t = a[j]; a[j] = a[j-1]; a[j-1] = t }
+      return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+    }
+    {
+      k = $2 "\t" $3
+      if (!(k in seen)) { seen[k] = 1; order[++nk] = k }
+      rps[k] = rps[k] " " $4; p50[k] = p50[k] " " $5; p99[k] = p99[k] " " $6
+      cpu[k] = cpu[k] " " $9; errs[k] += $7
+      if ($8 + 0 > hwm[k] + 0) hwm[k] = $8
+      byround[$1 "\t" k] = $4
+      rounds[$1] = 1
+    }
+    END {
+      print "| target | conns | req/s | ratio vs bare | p50 ms | p99 ms | errors | peak RSS MiB | CPU us/req |"
+      print "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+      for (i = 1; i <= nk; i++) {
+        k = order[i]; split(k, tc, "\t")
+        ratio = "-"
+        if (tc[1] != "bare") {
+          c = tc[1] == "hookyard" ? tc[2] : cmax
+          list = ""
+          for (r in rounds) if ((r "\t" k) in byround && (r "\tbare\t" c) in byround)
+            list = list " " byround[r "\t" k] / byround[r "\tbare\t" c]
+          if (list != "") ratio = sprintf("%.0f%%", median(list) * 100)
+        }
+        printf "| %s | %s | %.0f | %s | %.2f | %.2f | %d | %.1f | %.0f |\n", tc[1], tc[2],
+          median(rps[k]), ratio, median(p50[k]) / 1000, median(p99[k]) / 1000, errs[k],
+          hwm[k] / 1024, median(cpu[k])
+      }
+    }' "$ROWS"
+  echo
+  echo "Per run (round, target, conns, req/s, p50 us, p99 us, errors, VmHWM KiB, CPU us/req):"
+  echo
+  echo '```'
+  cat "$ROWS"
+  echo '```'
+} >"$REPORT"
+cp "$ROWS" "$RESULTS_DIR/ingest-$STAMP.tsv"
+cp "$WORK/router-log-summary.txt" "$RESULTS_DIR/ingest-$STAMP-router-log.txt" 2>/dev/null || true
+echo
+cat "$REPORT"
+echo
+echo "written: $REPORT"

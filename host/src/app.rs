@@ -1,0 +1,99 @@
+//! Wiring: open the store, build the routes, serve (plain or TLS) until the
+//! shutdown future completes, then drain: stop accepting, let in-flight
+//! requests finish (their commits included) within the deadline, and close
+//! the store so every queued insert is committed before exit.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use anyhow::Context;
+use axum::Router;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::ingest::{self, IngestState};
+use crate::store;
+
+/// Runs the router on `listener` until `shutdown` completes.
+pub async fn run(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let store = store::open(&config.store)
+        .await
+        .context("opening the store")?;
+    warn_about_development_defaults(&config);
+
+    let state = IngestState {
+        sources: Arc::new(config.sources.clone()),
+        store: store.clone(),
+        max_body_bytes: config.server.max_body_bytes,
+        scheme: if config.server.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        },
+    };
+    let app: Router = ingest::router(state);
+
+    let token = CancellationToken::new();
+    let stop = token.clone();
+    tokio::spawn(async move {
+        shutdown.await;
+        stop.cancel();
+    });
+
+    let served = serve(&config, listener, app, token.clone());
+    let deadline = async {
+        token.cancelled().await;
+        tokio::time::sleep(config.server.shutdown_timeout).await;
+    };
+    tokio::select! {
+        result = served => result?,
+        () = deadline => tracing::warn!(
+            timeout_s = config.server.shutdown_timeout.as_secs(),
+            "Shutdown deadline passed with requests still open; closing."
+        ),
+    }
+    // Every acknowledged request has committed; this commits whatever an
+    // unacknowledged one left queued and closes the connections cleanly.
+    store.close().await;
+    tracing::info!("Stopped.");
+    Ok(())
+}
+
+async fn serve(
+    config: &Config,
+    listener: TcpListener,
+    app: Router,
+    token: CancellationToken,
+) -> anyhow::Result<()> {
+    let signal = async move { token.cancelled().await };
+    match &config.server.tls {
+        Some(tls) => {
+            let tls_config = crate::tls::server_config(tls).context("setting up TLS")?;
+            let listener = crate::tls::TlsListener::new(listener, tls_config)?;
+            axum::serve(listener, app)
+                .with_graceful_shutdown(signal)
+                .await?;
+        }
+        None => {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(signal)
+                .await?
+        }
+    }
+    Ok(())
+}
+
+/// A secret from `${NAME:-default}` is in the repository for anyone to read.
+fn warn_about_development_defaults(config: &Config) {
+    for source in config.sources.values().filter(|s| s.uses_dev_default) {
+        tracing::warn!(
+            source = %source.name,
+            "Source uses a development default secret from the config file; set its environment variable before exposing this router."
+        );
+    }
+}

@@ -1,0 +1,89 @@
+//! The serde schema of router.toml, exactly as written. Defaults here match
+//! the commented `router.toml` at the repository root (a test loads it).
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+use crate::secret::Secret;
+
+/// The whole file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawConfig {
+    #[serde(default)]
+    pub(super) server: RawServer,
+    #[serde(default)]
+    pub(super) store: RawStore,
+    #[serde(default)]
+    pub(super) sources: BTreeMap<String, RawSource>,
+}
+
+/// `[server]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(super) struct RawServer {
+    pub(super) listen: String,
+    pub(super) max_body_bytes: u64,
+    pub(super) tls: Option<RawTls>,
+    pub(super) shutdown_timeout_s: u64,
+}
+
+impl Default for RawServer {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8080".into(),
+            max_body_bytes: 1_048_576,
+            tls: None,
+            shutdown_timeout_s: 30,
+        }
+    }
+}
+
+/// `[server.tls]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawTls {
+    pub(super) cert: String,
+    pub(super) key: String,
+}
+
+/// `[store]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(super) struct RawStore {
+    pub(super) url: String,
+    pub(super) synchronous: String,
+    pub(super) max_batch: usize,
+    pub(super) queue_capacity: usize,
+}
+
+impl Default for RawStore {
+    fn default() -> Self {
+        Self {
+            url: "sqlite://data/hookyard.db".into(),
+            synchronous: "full".into(),
+            max_batch: 256,
+            queue_capacity: 4096,
+        }
+    }
+}
+
+/// `[sources.NAME]`. One flat table for every preset; validation checks
+/// which keys the chosen preset accepts, so a misplaced key is an error that
+/// names the preset rather than a silent no-op.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawSource {
+    pub(super) verify: Option<String>,
+    #[serde(default)]
+    pub(super) secrets: Vec<Secret>,
+    pub(super) public_key: Option<String>,
+    pub(super) tolerance_s: Option<u64>,
+    pub(super) variant: Option<String>,
+    pub(super) header: Option<String>,
+    pub(super) algorithm: Option<String>,
+    pub(super) encoding: Option<String>,
+    pub(super) prefix: Option<String>,
+    pub(super) id_header: Option<String>,
+}

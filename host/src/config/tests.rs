@@ -1,0 +1,137 @@
+//! Config parsing and validation: the shipped router.toml, defaults, and the
+//! exact messages users read when a file is wrong.
+
+use std::path::Path;
+
+use super::{parse, ConfigError};
+
+fn no_env(_: &str) -> Option<String> {
+    None
+}
+
+fn err(text: &str) -> String {
+    let e = parse(Path::new("router.toml"), text, &no_env).unwrap_err();
+    format!("{:#}", anyhow_like(&e))
+}
+
+/// `a: b: c` with the whole source chain, as `hookyard check` prints it.
+fn anyhow_like(e: &ConfigError) -> String {
+    let mut out = e.to_string();
+    let mut next = std::error::Error::source(e);
+    while let Some(s) = next {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        next = s.source();
+    }
+    out
+}
+
+#[test]
+fn shipped_router_toml_loads_and_matches_code_defaults() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../router.toml");
+    let text = std::fs::read_to_string(path).unwrap();
+    let config = parse(Path::new(path), &text, &no_env).unwrap();
+    let defaults = parse(Path::new("empty.toml"), "", &no_env).unwrap();
+    assert_eq!(config.server.listen, defaults.server.listen);
+    assert_eq!(config.server.max_body_bytes, defaults.server.max_body_bytes);
+    assert_eq!(
+        config.server.shutdown_timeout,
+        defaults.server.shutdown_timeout
+    );
+    assert_eq!(config.store.url, defaults.store.url);
+    assert_eq!(
+        config.store.sqlite_synchronous,
+        defaults.store.sqlite_synchronous
+    );
+    assert_eq!(
+        config.store.group_commit.max_batch,
+        defaults.store.group_commit.max_batch
+    );
+    assert_eq!(
+        config.store.group_commit.queue_capacity,
+        defaults.store.group_commit.queue_capacity
+    );
+    assert!(config.sources.contains_key("github"));
+    // Without the environment, every secret-bearing source is on its dev default.
+    assert!(config
+        .sources
+        .values()
+        .filter(|s| s.preset != "none")
+        .all(|s| s.uses_dev_default));
+}
+
+#[test]
+fn environment_values_replace_dev_defaults() {
+    let text = "[sources.gh]\nverify = \"github\"\nsecrets = [\"${GH:-dev}\"]\n";
+    let env = |n: &str| (n == "GH").then(|| "real".to_string());
+    let config = parse(Path::new("r.toml"), text, &env).unwrap();
+    assert!(!config.sources["gh"].uses_dev_default);
+}
+
+#[test]
+fn unknown_keys_name_file_and_key() {
+    let msg = err("[sources.gh]\nverify = \"github\"\nsecretz = [\"x\"]\n");
+    assert!(msg.starts_with("router.toml: key `sources.gh"), "{msg}");
+    assert!(msg.contains("unknown field `secretz`"), "{msg}");
+    let msg = err("[server]\nlisten = \"127.0.0.1:1\"\nlisten_addr = 1\n");
+    assert!(msg.contains("unknown field `listen_addr`"), "{msg}");
+}
+
+#[test]
+fn a_source_without_verify_is_an_error() {
+    let msg = err("[sources.gh]\nsecrets = [\"x\"]\n");
+    assert!(
+        msg.contains("key `sources.gh.verify`: expected one of"),
+        "{msg}"
+    );
+    assert!(msg.contains("verify = \"none\" must be explicit"), "{msg}");
+}
+
+#[test]
+fn unknown_preset_is_an_error() {
+    let msg = err("[sources.gh]\nverify = \"githib\"\nsecrets = [\"x\"]\n");
+    assert!(msg.contains("key `sources.gh.verify`"), "{msg}");
+}
+
+#[test]
+fn missing_secret_names_the_key() {
+    let msg = err("[sources.gh]\nverify = \"github\"\n");
+    assert!(msg.contains("key `sources.gh.secrets`"), "{msg}");
+}
+
+#[test]
+fn unset_env_var_names_key_and_variable() {
+    let msg = err("[sources.gh]\nverify = \"github\"\nsecrets = [\"${NOPE}\"]\n");
+    assert!(msg.contains("key `sources.gh.secrets[0]`"), "{msg}");
+    assert!(msg.contains("`NOPE` is not set"), "{msg}");
+}
+
+#[test]
+fn keys_of_other_presets_are_refused() {
+    let msg = err("[sources.gh]\nverify = \"github\"\nsecrets = [\"x\"]\nheader = \"X-Sig\"\n");
+    assert!(
+        msg.contains("key `sources.gh.header`: expected no such key unless verify = \"hmac\""),
+        "{msg}"
+    );
+    let msg = err("[sources.open]\nverify = \"none\"\nsecrets = [\"x\"]\n");
+    assert!(msg.contains("key `sources.open.secrets`"), "{msg}");
+}
+
+#[test]
+fn bad_values_are_named() {
+    assert!(err("[server]\nlisten = \"nope\"\n").contains("key `server.listen`"));
+    assert!(err("[store]\nurl = \"mysql://x\"\n").contains("key `store.url`"));
+    assert!(err("[store]\nsynchronous = \"sometimes\"\n").contains("key `store.synchronous`"));
+    assert!(err("[sources.\"Bad Name\"]\nverify = \"none\"\n").contains("key `sources.Bad Name`"));
+    assert!(err("[server\n").starts_with("router.toml: not valid TOML"));
+}
+
+#[test]
+fn secrets_never_appear_in_errors() {
+    let text =
+        "[sources.gh]\nverify = \"github\"\nsecrets = [\"hunter2-secret\"]\nheader = \"x\"\n";
+    assert!(!err(text).contains("hunter2"));
+    let text =
+        "[sources.sw]\nverify = \"standard-webhooks\"\nsecrets = [\"whsec_!!notbase64-hunter2\"]\n";
+    assert!(!err(text).contains("hunter2"));
+}

@@ -1,0 +1,291 @@
+//! Raw schema -> typed [`Config`]. Pure: no I/O, no await, so `hookyard
+//! check` and the router agree on what a file means.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::raw::{RawConfig, RawServer, RawSource, RawStore};
+use super::ConfigError;
+use crate::store::{GroupCommitConfig, SqliteSynchronous, StoreConfig};
+use crate::verify::{self, HmacAlgorithm, HmacParams, SignatureEncoding, Verifier, VerifierParams};
+
+/// A validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file it came from (for messages).
+    pub file: PathBuf,
+    /// `[server]`.
+    pub server: ServerConfig,
+    /// `[store]`.
+    pub store: StoreConfig,
+    /// `[sources.*]` by name.
+    pub sources: BTreeMap<String, SourceConfig>,
+}
+
+/// `[server]`, typed.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// Largest accepted body; larger requests get 413.
+    pub max_body_bytes: usize,
+    /// Serve HTTPS with these files.
+    pub tls: Option<TlsConfig>,
+    /// How long shutdown waits for in-flight requests.
+    pub shutdown_timeout: Duration,
+}
+
+/// `[server.tls]`, typed.
+#[derive(Debug, Clone)]
+pub struct TlsConfig {
+    /// PEM certificate chain.
+    pub cert: PathBuf,
+    /// PEM private key.
+    pub key: PathBuf,
+}
+
+/// One `[sources.NAME]`, typed.
+#[derive(Debug, Clone)]
+pub struct SourceConfig {
+    /// The source's name (the `{source}` of `/webhooks/{source}`).
+    pub name: String,
+    /// The preset name as configured.
+    pub preset: String,
+    /// The built verifier.
+    pub verifier: Arc<dyn Verifier>,
+    /// True when a secret came from a `${NAME:-default}` default: the router
+    /// warns at start, since such a secret is public in the repository.
+    pub uses_dev_default: bool,
+}
+
+pub(super) fn validate(
+    file: PathBuf,
+    raw: RawConfig,
+    dev_defaults: Vec<String>,
+) -> Result<Config, ConfigError> {
+    let invalid = |key: String, expected: String| ConfigError::Invalid {
+        file: file.clone(),
+        key,
+        expected,
+    };
+    let server = validate_server(raw.server, &invalid)?;
+    let store = validate_store(raw.store, &invalid)?;
+    let mut sources = BTreeMap::new();
+    for (name, source) in raw.sources {
+        let prefix = format!("sources.{name}.");
+        let uses_dev_default = dev_defaults.iter().any(|k| k.starts_with(&prefix));
+        let typed = validate_source(&name, source, uses_dev_default, &invalid)?;
+        sources.insert(name, typed);
+    }
+    Ok(Config {
+        file,
+        server,
+        store,
+        sources,
+    })
+}
+
+type Invalid<'a> = dyn Fn(String, String) -> ConfigError + 'a;
+
+fn validate_server(raw: RawServer, invalid: &Invalid<'_>) -> Result<ServerConfig, ConfigError> {
+    let listen = raw.listen.parse().map_err(|_| {
+        invalid(
+            "server.listen".into(),
+            "a socket address such as \"127.0.0.1:8080\"".into(),
+        )
+    })?;
+    if raw.max_body_bytes == 0 {
+        return Err(invalid(
+            "server.max_body_bytes".into(),
+            "a size above 0 bytes".into(),
+        ));
+    }
+    let max_body_bytes = usize::try_from(raw.max_body_bytes).map_err(|_| {
+        invalid(
+            "server.max_body_bytes".into(),
+            "a size this machine can hold".into(),
+        )
+    })?;
+    let tls = raw.tls.map(|t| TlsConfig {
+        cert: t.cert.into(),
+        key: t.key.into(),
+    });
+    Ok(ServerConfig {
+        listen,
+        max_body_bytes,
+        tls,
+        shutdown_timeout: Duration::from_secs(raw.shutdown_timeout_s),
+    })
+}
+
+fn validate_store(raw: RawStore, invalid: &Invalid<'_>) -> Result<StoreConfig, ConfigError> {
+    let url_ok = ["sqlite:", "postgres:", "postgresql:"]
+        .iter()
+        .any(|p| raw.url.starts_with(p));
+    if !url_ok {
+        return Err(invalid(
+            "store.url".into(),
+            "a URL starting with sqlite:// or postgres://".into(),
+        ));
+    }
+    let sqlite_synchronous = SqliteSynchronous::parse(&raw.synchronous).ok_or_else(|| {
+        invalid(
+            "store.synchronous".into(),
+            "\"full\", \"normal\" or \"off\"".into(),
+        )
+    })?;
+    if raw.max_batch == 0 {
+        return Err(invalid("store.max_batch".into(), "at least 1".into()));
+    }
+    if raw.queue_capacity == 0 {
+        return Err(invalid("store.queue_capacity".into(), "at least 1".into()));
+    }
+    Ok(StoreConfig {
+        url: raw.url,
+        sqlite_synchronous,
+        group_commit: GroupCommitConfig {
+            max_batch: raw.max_batch,
+            queue_capacity: raw.queue_capacity,
+        },
+    })
+}
+
+fn validate_source(
+    name: &str,
+    raw: RawSource,
+    uses_dev_default: bool,
+    invalid: &Invalid<'_>,
+) -> Result<SourceConfig, ConfigError> {
+    let key = |k: &str| format!("sources.{name}.{k}");
+    let valid_name = !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+    if !valid_name {
+        return Err(invalid(
+            format!("sources.{name}"),
+            "a source name of lowercase letters, digits, '-' and '_' (it is a URL path segment)"
+                .into(),
+        ));
+    }
+    let presets = || {
+        let names: Vec<_> = verify::PRESETS
+            .iter()
+            .map(|(n, _)| format!("\"{n}\""))
+            .collect();
+        format!(
+            "one of {} (verify = \"none\" must be explicit)",
+            names.join(", ")
+        )
+    };
+    let preset_name = raw
+        .verify
+        .clone()
+        .ok_or_else(|| invalid(key("verify"), presets()))?;
+    let build = verify::preset(&preset_name).ok_or_else(|| invalid(key("verify"), presets()))?;
+
+    // Keys that only some presets read: refuse them elsewhere, so a key that
+    // would be ignored is an error instead of a false sense of security.
+    let hmac_keys = [
+        ("header", raw.header.is_some()),
+        ("algorithm", raw.algorithm.is_some()),
+        ("encoding", raw.encoding.is_some()),
+        ("prefix", raw.prefix.is_some()),
+        ("id_header", raw.id_header.is_some()),
+    ];
+    if preset_name != "hmac" {
+        if let Some((k, _)) = hmac_keys.iter().find(|(_, set)| *set) {
+            return Err(invalid(
+                key(k),
+                "no such key unless verify = \"hmac\"".into(),
+            ));
+        }
+    }
+    if raw.public_key.is_some() && !matches!(preset_name.as_str(), "standard-webhooks" | "svix") {
+        return Err(invalid(
+            key("public_key"),
+            format!("no public_key with verify = \"{preset_name}\" (it uses secrets)"),
+        ));
+    }
+    if preset_name == "none" {
+        let stray = [
+            ("secrets", !raw.secrets.is_empty()),
+            ("tolerance_s", raw.tolerance_s.is_some()),
+            ("variant", raw.variant.is_some()),
+        ];
+        if let Some((k, _)) = stray.iter().find(|(_, set)| *set) {
+            return Err(invalid(
+                key(k),
+                "nothing: verify = \"none\" checks no signature".into(),
+            ));
+        }
+    }
+    let hmac = if preset_name == "hmac" {
+        Some(hmac_params(&raw, &key, invalid)?)
+    } else {
+        None
+    };
+    let params = VerifierParams {
+        secrets: raw.secrets,
+        public_key: raw.public_key,
+        tolerance_s: raw.tolerance_s,
+        variant: raw.variant,
+        hmac,
+    };
+    let verifier = build(&params).map_err(|e| {
+        let (k, expected) = match &e {
+            verify::BuildError::Missing { key, .. } => (*key, e.to_string()),
+            verify::BuildError::Invalid { key, .. } => (*key, e.to_string()),
+        };
+        invalid(key(k), expected)
+    })?;
+    Ok(SourceConfig {
+        name: name.to_string(),
+        preset: preset_name,
+        verifier,
+        uses_dev_default,
+    })
+}
+
+fn hmac_params(
+    raw: &RawSource,
+    key: &dyn Fn(&str) -> String,
+    invalid: &Invalid<'_>,
+) -> Result<HmacParams, ConfigError> {
+    let header = raw
+        .header
+        .clone()
+        .filter(|h| http::HeaderName::from_bytes(h.as_bytes()).is_ok())
+        .ok_or_else(|| invalid(key("header"), "the name of the signature header".into()))?;
+    let algorithm = match raw.algorithm.as_deref().unwrap_or("sha256") {
+        "sha256" => HmacAlgorithm::Sha256,
+        "sha512" => HmacAlgorithm::Sha512,
+        "sha1" => HmacAlgorithm::Sha1,
+        _ => {
+            return Err(invalid(
+                key("algorithm"),
+                "\"sha256\", \"sha512\" or \"sha1\"".into(),
+            ))
+        }
+    };
+    let encoding = match raw.encoding.as_deref().unwrap_or("hex") {
+        "hex" => SignatureEncoding::Hex,
+        "base64" => SignatureEncoding::Base64,
+        _ => return Err(invalid(key("encoding"), "\"hex\" or \"base64\"".into())),
+    };
+    if let Some(id) = &raw.id_header {
+        if http::HeaderName::from_bytes(id.as_bytes()).is_err() {
+            return Err(invalid(key("id_header"), "a header name".into()));
+        }
+    }
+    Ok(HmacParams {
+        header,
+        algorithm,
+        encoding,
+        prefix: raw.prefix.clone(),
+        id_header: raw.id_header.clone(),
+    })
+}

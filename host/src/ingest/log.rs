@@ -1,0 +1,59 @@
+//! One log line per webhook request: source, status, event id, duplicate
+//! flag and latency. Internal faults are logged here, once, with their chain.
+
+use std::time::Instant;
+
+use axum::extract::Request;
+use axum::middleware::Next;
+use axum::response::Response;
+
+use super::error::{InternalFault, Refused};
+use crate::store::EventId;
+
+/// What the handler tells the log line about an acknowledged event.
+#[derive(Clone, Debug)]
+pub(super) struct Outcome {
+    pub(super) event_id: EventId,
+    pub(super) duplicate: bool,
+}
+
+/// Middleware: times the request and logs its outcome.
+pub(super) async fn log_request(request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let source = request
+        .uri()
+        .path()
+        .strip_prefix("/webhooks/")
+        .unwrap_or("")
+        .to_string();
+    let response = next.run(request).await;
+    let latency_us = started.elapsed().as_micros() as u64;
+    let status = response.status().as_u16();
+    if let Some(fault) = response.extensions().get::<InternalFault>() {
+        tracing::error!(
+            %source, status, latency_us, error = error_chain(&*fault.0),
+            "Webhook not acknowledged: internal fault."
+        );
+    } else if let Some(outcome) = response.extensions().get::<Outcome>() {
+        tracing::info!(
+            %source, status, event_id = %outcome.event_id, duplicate = outcome.duplicate,
+            latency_us, "Webhook acknowledged."
+        );
+    } else {
+        let code = response.extensions().get::<Refused>().map_or("", |r| r.0);
+        tracing::info!(%source, status, code, latency_us, "Webhook refused.");
+    }
+    response
+}
+
+/// Formats an error with its whole `source()` chain, `a: b: c`.
+fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = err.to_string();
+    let mut next = err.source();
+    while let Some(e) = next {
+        out.push_str(": ");
+        out.push_str(&e.to_string());
+        next = e.source();
+    }
+    out
+}

@@ -1,0 +1,40 @@
+//! Receive: `POST /webhooks/{source}`. Reads the raw body under a size
+//! limit, verifies it, stores it (group commit), and acknowledges only after
+//! the commit. The 2xx is the durability promise.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::routing::post;
+use axum::Router;
+
+use crate::config::SourceConfig;
+use crate::store::Store;
+
+mod error;
+mod extract;
+mod handler;
+mod log;
+
+pub use error::IngestError;
+
+/// What the receive path needs, shared by every request.
+#[derive(Clone, Debug)]
+pub struct IngestState {
+    /// Configured sources by name.
+    pub sources: Arc<BTreeMap<String, SourceConfig>>,
+    /// Where events go.
+    pub store: Arc<dyn Store>,
+    /// Largest accepted body in bytes.
+    pub max_body_bytes: usize,
+    /// `"https"` when serving TLS: part of the URL that URL-signing schemes sign.
+    pub scheme: &'static str,
+}
+
+/// The ingest routes with their per-request log line.
+pub fn router(state: IngestState) -> Router {
+    Router::new()
+        .route("/webhooks/{source}", post(handler::receive))
+        .layer(axum::middleware::from_fn(log::log_request))
+        .with_state(state)
+}

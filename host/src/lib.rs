@@ -1,0 +1,25 @@
+//! Hookyard: a webhook router. Providers POST events; Hookyard verifies each
+//! request on its raw bytes, stores it durably exactly once, and acknowledges.
+//!
+//! # Layout
+//! In the order an event travels:
+//! - [`config`]: router.toml schema, `${NAME}` interpolation, validation into typed values.
+//! - [`ingest`]: the `POST /webhooks/{source}` handler, body limit, error responses.
+//! - [`verify`]: one file per signature scheme behind the `Verifier` trait; no I/O.
+//! - [`store`]: the `Store` trait with SQLite and Postgres backends and group commit.
+//! - [`app`]: wiring, the listener (plain or TLS), graceful shutdown.
+//! - [`cli`]: the `hookyard` command line (`serve`, `check`).
+//!
+//! Around them: [`secret`] (values that never print), [`telemetry`] (logs),
+//! [`tls`] (rustls acceptor), [`shutdown`] (signals).
+
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod ingest;
+pub mod secret;
+pub mod shutdown;
+pub mod store;
+pub mod telemetry;
+pub mod tls;
+pub mod verify;

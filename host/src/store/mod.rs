@@ -1,0 +1,246 @@
+//! Durable storage of events behind one [`Store`] trait: SQLite (embedded
+//! default) and Postgres (several router instances on one database).
+//!
+//! Inserts go through group commit ([`group_commit`]): one writer task per
+//! store batches concurrent inserts into one transaction and one fsync, then
+//! answers every waiter. An answer means the row is committed.
+
+use std::fmt;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+mod group_commit;
+mod postgres;
+mod sqlite;
+
+pub use group_commit::GroupCommitConfig;
+pub use postgres::PostgresStore;
+pub use sqlite::{SqliteStore, SqliteSynchronous};
+
+/// An event's id: `evt_` followed by a ULID (sortable by receive time).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct EventId(String);
+
+impl EventId {
+    /// A fresh id.
+    pub fn generate() -> Self {
+        Self(format!("evt_{}", ulid::Ulid::new()))
+    }
+
+    /// Wraps an id read back from storage or an API.
+    pub fn from_string(id: String) -> Self {
+        Self(id)
+    }
+
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for EventId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A header value as stored: text when it is UTF-8, raw bytes otherwise, so
+/// nothing a provider sent is lost or rewritten.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum HeaderValueRepr {
+    /// A UTF-8 value (nearly all of them).
+    Text(String),
+    /// Any other bytes.
+    Bytes(Vec<u8>),
+}
+
+/// A verified request about to be stored.
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    /// Id to use if this is the first time (source, key) is seen.
+    pub id: EventId,
+    /// The source name from router.toml.
+    pub source: String,
+    /// Idempotency key: the provider's event id, else `sha256:<hex of body>`.
+    pub idem_key: String,
+    /// Request method.
+    pub method: String,
+    /// Request path and query.
+    pub path: String,
+    /// Headers in arrival order, names lowercased, redacted ones removed.
+    pub headers: Vec<(String, HeaderValueRepr)>,
+    /// The raw body.
+    pub body: Bytes,
+    /// Receive time, unix milliseconds.
+    pub received_at_ms: i64,
+    /// The verification result: the scheme that accepted it (`"none"` if unverified by config).
+    pub verification: String,
+}
+
+/// The outcome of an insert.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Inserted {
+    /// The event's id: the new one, or the id stored the first time.
+    pub id: EventId,
+    /// True when (source, key) was already stored; nothing new was written.
+    pub duplicate: bool,
+}
+
+/// A stored event, as read back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredEvent {
+    /// Its id.
+    pub id: EventId,
+    /// Source name.
+    pub source: String,
+    /// Idempotency key.
+    pub idem_key: String,
+    /// Request method.
+    pub method: String,
+    /// Request path and query.
+    pub path: String,
+    /// Stored headers.
+    pub headers: Vec<(String, HeaderValueRepr)>,
+    /// Raw body.
+    pub body: Vec<u8>,
+    /// Receive time, unix milliseconds.
+    pub received_at_ms: i64,
+    /// Verification result.
+    pub verification: String,
+    /// Processing status (`received` until the plugin stage exists).
+    pub status: String,
+}
+
+/// Why a storage operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database refused or failed the operation.
+    #[error("{backend} store: {op} failed")]
+    Database {
+        /// `sqlite` or `postgres`.
+        backend: &'static str,
+        /// What was being done.
+        op: &'static str,
+        /// The driver's error.
+        #[source]
+        source: sqlx::Error,
+    },
+    /// Applying the schema migrations failed.
+    #[error("{backend} store: migrations failed")]
+    Migrate {
+        /// `sqlite` or `postgres`.
+        backend: &'static str,
+        /// The migrator's error.
+        #[source]
+        source: sqlx::migrate::MigrateError,
+    },
+    /// The store could not be opened (bad URL, directory not creatable, ...).
+    #[error("cannot open store `{url}`: {reason}")]
+    Open {
+        /// The URL with any password removed.
+        url: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// The transaction of a group-commit batch failed, so nothing of this
+    /// insert was committed. Every waiter of the batch shares the one cause.
+    #[error("{backend} store: batch commit failed")]
+    BatchFailed {
+        /// `sqlite` or `postgres`.
+        backend: &'static str,
+        /// Why the batch's transaction failed.
+        #[source]
+        source: Arc<StoreError>,
+    },
+    /// Too many inserts are waiting for the writer: shed load.
+    #[error("store write queue is full")]
+    Overloaded,
+    /// The writer task has stopped (shutdown, or it failed).
+    #[error("store writer has stopped")]
+    Closed,
+    /// A stored row could not be decoded.
+    #[error("{backend} store: corrupt row for event {id}: {reason}")]
+    Corrupt {
+        /// `sqlite` or `postgres`.
+        backend: &'static str,
+        /// The event id.
+        id: String,
+        /// What could not be decoded.
+        reason: String,
+    },
+}
+
+/// Durable event storage. Every method is safe to call concurrently.
+#[async_trait::async_trait]
+pub trait Store: Send + Sync + fmt::Debug {
+    /// Stores `event` unless (source, idem_key) is already stored, and returns
+    /// only after the row is committed (group commit with other callers).
+    async fn insert_event(&self, event: NewEvent) -> Result<Inserted, StoreError>;
+
+    /// Reads one event.
+    async fn get_event(&self, id: &EventId) -> Result<Option<StoredEvent>, StoreError>;
+
+    /// Finds the event stored under (source, key).
+    async fn find_event_by_key(
+        &self,
+        source: &str,
+        idem_key: &str,
+    ) -> Result<Option<StoredEvent>, StoreError>;
+
+    /// Number of stored events (tests and diagnostics).
+    async fn count_events(&self) -> Result<u64, StoreError>;
+
+    /// Checks the database answers (readiness).
+    async fn ping(&self) -> Result<(), StoreError>;
+
+    /// Stops accepting inserts, commits what is queued, closes connections.
+    async fn close(&self);
+}
+
+/// Store settings from `[store]`.
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    /// `sqlite://path` or `postgres://...`.
+    pub url: String,
+    /// SQLite `synchronous` level (ignored by Postgres).
+    pub sqlite_synchronous: SqliteSynchronous,
+    /// Batching of the writer.
+    pub group_commit: GroupCommitConfig,
+}
+
+/// Opens the store the URL names, creating the database file (SQLite) and
+/// applying migrations.
+pub async fn open(config: &StoreConfig) -> Result<Arc<dyn Store>, StoreError> {
+    if config.url.starts_with("sqlite:") {
+        Ok(Arc::new(SqliteStore::open(config).await?))
+    } else if config.url.starts_with("postgres:") || config.url.starts_with("postgresql:") {
+        Ok(Arc::new(PostgresStore::open(config).await?))
+    } else {
+        Err(StoreError::Open {
+            url: redact_url(&config.url),
+            reason: "expected a sqlite:// or postgres:// URL".into(),
+        })
+    }
+}
+
+/// A URL with its password replaced by `***`, for messages.
+pub fn redact_url(url: &str) -> String {
+    // scheme://user:password@host -> scheme://user:***@host
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let Some((userinfo, host)) = rest.split_once('@') else {
+        return url.to_string();
+    };
+    match userinfo.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+        None => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,296 @@
+//! Postgres backend: for several router instances sharing one database.
+//!
+//! Each instance runs its own group-commit writer on a connection from the
+//! pool; instances inserting the same (source, idem_key) at the same time
+//! are serialised by the unique index (the second INSERT waits for the
+//! first transaction, then skips the row), so exactly one of them stores it.
+//! A batch is one transaction of one INSERT over `UNNEST` of column arrays
+//! (the multi-row insert with a constant SQL text: one prepared statement for
+//! every batch size, and no 65 535-parameter limit), plus one SELECT for the
+//! ids of duplicates when there are any.
+
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
+use sqlx::{ConnectOptions, Connection};
+
+use super::group_commit::{answers, BatchWriter, GroupCommit};
+use super::{
+    redact_url, EventId, HeaderValueRepr, Inserted, NewEvent, Store, StoreConfig, StoreError,
+    StoredEvent,
+};
+
+const BACKEND: &str = "postgres";
+
+/// Connections per instance: the writer holds one per batch; the rest serve
+/// reads (and later, dispatch and delivery workers).
+const MAX_CONNECTIONS: u32 = 10;
+
+/// Longest wait for a pooled connection before an operation fails.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Inserts a batch given one array per column. RETURNING yields only the
+/// rows actually inserted.
+const INSERT_EVENTS: &str = "\
+    INSERT INTO events \
+        (id, source, idem_key, method, path, headers, body, received_at_ms, verification) \
+    SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], \
+                         $6::text[], $7::bytea[], $8::int8[], $9::text[]) \
+    ON CONFLICT (source, idem_key) DO NOTHING \
+    RETURNING id";
+
+/// The stored ids of the given (source, idem_key) pairs.
+const SELECT_EXISTING: &str = "\
+    SELECT e.id, e.source, e.idem_key \
+    FROM events e \
+    JOIN UNNEST($1::text[], $2::text[]) AS k(source, idem_key) \
+      ON e.source = k.source AND e.idem_key = k.idem_key";
+
+/// Reads one event by id.
+const GET_EVENT: &str = "SELECT id, source, idem_key, method, path, headers, body, \
+                         received_at_ms, verification, status FROM events WHERE id = $1";
+
+/// Reads one event by (source, idem_key).
+const FIND_EVENT: &str = "SELECT id, source, idem_key, method, path, headers, body, \
+                          received_at_ms, verification, status FROM events \
+                          WHERE source = $1 AND idem_key = $2";
+
+/// A Postgres database behind the [`Store`] trait.
+pub struct PostgresStore {
+    /// The URL without its password, for Debug.
+    url: String,
+    pool: PgPool,
+    commits: GroupCommit,
+}
+
+impl fmt::Debug for PostgresStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PostgresStore")
+            .field("url", &self.url)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PostgresStore {
+    /// Connects to `config.url` (`postgres://...`), applies migrations
+    /// (under Postgres' advisory lock, so instances starting together are
+    /// safe) and starts the writer.
+    pub async fn open(config: &StoreConfig) -> Result<Self, StoreError> {
+        let url = redact_url(&config.url);
+        // The parser's messages name the part that is wrong, never its value.
+        let options = PgConnectOptions::from_str(&config.url).map_err(|e| StoreError::Open {
+            url: url.clone(),
+            reason: e.to_string(),
+        })?;
+        // One direct connection first: a pool retries a refused connection
+        // until its timeout and then reports only "timed out", while this
+        // fails at once with the cause. It also runs the migrations
+        // (run_direct: `run`'s Acquire bound makes open() not Send).
+        let mut conn = PgConnection::connect_with(&options)
+            .await
+            .map_err(db("connect"))?;
+        sqlx::migrate!("./migrations/postgres")
+            .run_direct(&mut conn)
+            .await
+            .map_err(|source| StoreError::Migrate {
+                backend: BACKEND,
+                source,
+            })?;
+        let _ = conn.close().await;
+        let pool = PgPoolOptions::new()
+            .max_connections(MAX_CONNECTIONS)
+            // A database that stops answering must fail inserts (503, the
+            // provider retries) before providers time out (10 s for GitHub).
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .connect_with(options)
+            .await
+            .map_err(db("connect"))?;
+        let writer = Arc::new(PgWriter { pool: pool.clone() });
+        let commits = GroupCommit::start(writer, BACKEND, &config.group_commit);
+        Ok(Self { url, pool, commits })
+    }
+}
+
+/// Maps a driver error to [`StoreError::Database`] for operation `op`.
+fn db(op: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
+    move |source| StoreError::Database {
+        backend: BACKEND,
+        op,
+        source,
+    }
+}
+
+/// The group-commit side of the store: writes batches through the pool.
+struct PgWriter {
+    pool: PgPool,
+}
+
+#[async_trait::async_trait]
+impl BatchWriter for PgWriter {
+    async fn write_batch(&self, rows: &[NewEvent]) -> Result<Vec<Inserted>, StoreError> {
+        let headers = rows
+            .iter()
+            .map(encode_headers)
+            .collect::<Result<Vec<_>, _>>()?;
+        let column = |f: fn(&NewEvent) -> &str| rows.iter().map(f).collect::<Vec<_>>();
+        let (ids, sources, keys) = (
+            column(|r| r.id.as_str()),
+            column(|r| &r.source),
+            column(|r| &r.idem_key),
+        );
+        let (methods, paths, verifications) = (
+            column(|r| &r.method),
+            column(|r| &r.path),
+            column(|r| &r.verification),
+        );
+        let bodies: Vec<&[u8]> = rows.iter().map(|r| &r.body[..]).collect();
+        let times: Vec<i64> = rows.iter().map(|r| r.received_at_ms).collect();
+
+        let mut tx = self.pool.begin().await.map_err(db("begin"))?;
+        let inserted: Vec<String> = sqlx::query_scalar(INSERT_EVENTS)
+            .bind(&ids)
+            .bind(&sources)
+            .bind(&keys)
+            .bind(&methods)
+            .bind(&paths)
+            .bind(&headers)
+            .bind(&bodies)
+            .bind(&times)
+            .bind(&verifications)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(db("insert events"))?;
+        let inserted: HashSet<String> = inserted.into_iter().collect();
+
+        // The rest are duplicates: under READ COMMITTED this statement sees
+        // rows another instance committed while our INSERT waited on them.
+        let mut existing = HashMap::new();
+        if inserted.len() < rows.len() {
+            let (dup_sources, dup_keys): (Vec<&str>, Vec<&str>) = rows
+                .iter()
+                .filter(|r| !inserted.contains(r.id.as_str()))
+                .map(|r| (r.source.as_str(), r.idem_key.as_str()))
+                .unzip();
+            let found: Vec<(String, String, String)> = sqlx::query_as(SELECT_EXISTING)
+                .bind(&dup_sources)
+                .bind(&dup_keys)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(db("select duplicate events"))?;
+            existing.extend(
+                found
+                    .into_iter()
+                    .map(|(id, source, key)| ((source, key), id)),
+            );
+        }
+
+        tx.commit().await.map_err(db("commit"))?;
+        answers(BACKEND, rows, &inserted, &existing)
+    }
+}
+
+#[async_trait::async_trait]
+impl Store for PostgresStore {
+    async fn insert_event(&self, event: NewEvent) -> Result<Inserted, StoreError> {
+        self.commits.insert(event).await
+    }
+
+    async fn get_event(&self, id: &EventId) -> Result<Option<StoredEvent>, StoreError> {
+        let row: Option<EventRow> = sqlx::query_as(GET_EVENT)
+            .bind(id.as_str())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db("get event"))?;
+        row.map(EventRow::decode).transpose()
+    }
+
+    async fn find_event_by_key(
+        &self,
+        source: &str,
+        idem_key: &str,
+    ) -> Result<Option<StoredEvent>, StoreError> {
+        let row: Option<EventRow> = sqlx::query_as(FIND_EVENT)
+            .bind(source)
+            .bind(idem_key)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db("find event by key"))?;
+        row.map(EventRow::decode).transpose()
+    }
+
+    async fn count_events(&self) -> Result<u64, StoreError> {
+        let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM events")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db("count events"))?;
+        Ok(u64::try_from(count).unwrap_or_default())
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        // Readiness includes the writer: reads alone answering is not ready.
+        if !self.commits.is_running() {
+            return Err(StoreError::Closed);
+        }
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map_err(db("ping"))?;
+        Ok(())
+    }
+
+    async fn close(&self) {
+        self.commits.close().await;
+        self.pool.close().await;
+    }
+}
+
+/// JSON text of the header list, as the `headers` column stores it.
+fn encode_headers(row: &NewEvent) -> Result<String, StoreError> {
+    serde_json::to_string(&row.headers).map_err(|e| StoreError::Corrupt {
+        backend: BACKEND,
+        id: row.id.to_string(),
+        reason: format!("headers not encodable as JSON: {e}"),
+    })
+}
+
+/// One `events` row as read.
+#[derive(sqlx::FromRow)]
+struct EventRow {
+    id: String,
+    source: String,
+    idem_key: String,
+    method: String,
+    path: String,
+    headers: String,
+    body: Vec<u8>,
+    received_at_ms: i64,
+    verification: String,
+    status: String,
+}
+
+impl EventRow {
+    fn decode(self) -> Result<StoredEvent, StoreError> {
+        let headers: Vec<(String, HeaderValueRepr)> =
+            serde_json::from_str(&self.headers).map_err(|e| StoreError::Corrupt {
+                backend: BACKEND,
+                id: self.id.clone(),
+                reason: format!("headers are not the expected JSON: {e}"),
+            })?;
+        Ok(StoredEvent {
+            id: EventId::from_string(self.id),
+            source: self.source,
+            idem_key: self.idem_key,
+            method: self.method,
+            path: self.path,
+            headers,
+            body: self.body,
+            received_at_ms: self.received_at_ms,
+            verification: self.verification,
+            status: self.status,
+        })
+    }
+}

@@ -1,0 +1,162 @@
+//! The shared provider test vectors (`../shared/vectors/provider-vectors.json`)
+//! run against the presets, each case at its own `now_unix`.
+//!
+//! Every case of a provider with a preset here is checked; failures are
+//! collected so one run shows all of them, and each provider must contribute
+//! cases, so a renamed file or provider can never make the test pass empty.
+
+use std::collections::{BTreeMap, HashMap};
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
+use http::{HeaderMap, HeaderName, HeaderValue, Method};
+use serde::Deserialize;
+
+use super::{preset, Unverified, VerifierParams};
+use crate::secret::Secret;
+
+const VECTORS: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../shared/vectors/provider-vectors.json"
+);
+
+/// Vector provider → preset name in router.toml.
+const PROVIDERS: [(&str, &str); 6] = [
+    ("stripe", "stripe"),
+    ("github", "github"),
+    ("slack", "slack"),
+    ("shopify", "shopify"),
+    ("standard-webhooks", "standard-webhooks"),
+    ("svix", "svix"),
+];
+
+#[derive(Deserialize)]
+struct Vectors {
+    cases: Vec<Case>,
+}
+
+/// The fields of one case these presets need (others are ignored).
+#[derive(Deserialize)]
+struct Case {
+    id: String,
+    provider: String,
+    secret: Option<String>,
+    extra_secrets: Option<Vec<String>>,
+    public_key: Option<String>,
+    variant: Option<String>,
+    method: Option<String>,
+    url: Option<String>,
+    headers: BTreeMap<String, String>,
+    body: Option<String>,
+    #[serde(alias = "body_b64")]
+    body_base64: Option<String>,
+    now_unix: i64,
+    tolerance_s: Option<u64>,
+    expect: String,
+}
+
+impl Case {
+    fn params(&self) -> VerifierParams {
+        let secrets = self
+            .secret
+            .iter()
+            .chain(self.extra_secrets.iter().flatten());
+        // Standard Webhooks' "v1"/"v1a" only describe the case: the scheme
+        // follows from secrets vs public_key. GitHub's "sha1" is a real opt-in.
+        let variant = match (self.provider.as_str(), self.variant.as_deref()) {
+            ("standard-webhooks" | "svix", Some("v1" | "v1a")) => None,
+            (_, v) => v.map(str::to_owned),
+        };
+        VerifierParams {
+            secrets: secrets.map(Secret::new).collect(),
+            public_key: self.public_key.clone(),
+            tolerance_s: self.tolerance_s,
+            variant,
+            hmac: None,
+        }
+    }
+
+    fn headers(&self) -> Result<HeaderMap, String> {
+        let mut map = HeaderMap::new();
+        for (name, value) in &self.headers {
+            let name =
+                HeaderName::from_bytes(name.as_bytes()).map_err(|e| format!("{name}: {e}"))?;
+            let value = HeaderValue::from_str(value).map_err(|e| format!("{name}: {e}"))?;
+            map.append(name, value);
+        }
+        Ok(map)
+    }
+
+    fn body(&self) -> Result<Vec<u8>, String> {
+        match (&self.body, &self.body_base64) {
+            (Some(text), None) => Ok(text.as_bytes().to_vec()),
+            (None, Some(b64)) => STANDARD
+                .decode(b64)
+                .map_err(|e| format!("body_base64: {e}")),
+            (None, None) => Ok(Vec::new()),
+            (Some(_), Some(_)) => Err("both body and body_base64".into()),
+        }
+    }
+
+    /// `Ok(())` when the preset's verdict is the expected one, else why not.
+    fn run(&self, preset_name: &str) -> Result<(), String> {
+        let build = preset(preset_name).ok_or_else(|| format!("no preset {preset_name}"))?;
+        let verifier = build(&self.params()).map_err(|e| format!("build failed: {e}"))?;
+        let headers = self.headers()?;
+        let body = self.body()?;
+        let method = match &self.method {
+            Some(m) => Method::from_bytes(m.as_bytes()).map_err(|e| e.to_string())?,
+            None => Method::POST,
+        };
+        let req = Unverified {
+            method: &method,
+            url: self.url.as_deref().unwrap_or(""),
+            headers: &headers,
+            body: &body,
+        };
+        let got = verifier.verify(&req, self.now_unix);
+        match (self.expect.as_str(), &got) {
+            ("valid", Ok(_)) | ("invalid", Err(_)) => Ok(()),
+            ("valid" | "invalid", _) => Err(format!("expected {}, got {got:?}", self.expect)),
+            (other, _) => Err(format!("unknown expect {other:?}")),
+        }
+    }
+}
+
+#[test]
+fn provider_vectors() {
+    let text = std::fs::read_to_string(VECTORS).unwrap_or_else(|e| {
+        panic!("cannot read {VECTORS}: {e} (shared/ must sit beside the repo)")
+    });
+    let vectors: Vectors = serde_json::from_str(&text).expect("provider-vectors.json parses");
+    let presets: HashMap<&str, &str> = PROVIDERS.into_iter().collect();
+
+    let mut checked: BTreeMap<&str, (usize, usize)> = BTreeMap::new();
+    let mut failures = Vec::new();
+    for case in &vectors.cases {
+        let Some(preset_name) = presets.get(case.provider.as_str()) else {
+            continue;
+        };
+        let counts = checked.entry(preset_name).or_default();
+        match case.expect.as_str() {
+            "valid" => counts.0 += 1,
+            _ => counts.1 += 1,
+        }
+        if let Err(why) = case.run(preset_name) {
+            failures.push(format!("{}: {why}", case.id));
+        }
+    }
+    for (provider, preset_name) in PROVIDERS {
+        let (valid, invalid) = checked.get(preset_name).copied().unwrap_or_default();
+        println!("{provider}: {valid} valid + {invalid} invalid cases checked");
+        if valid + invalid == 0 {
+            failures.push(format!("{provider}: no cases in {VECTORS}"));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} vector failures:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}

@@ -1,0 +1,115 @@
+//! `hookyard check` and the per-request log line, through the real binary.
+
+use std::process::Command;
+
+use hookyard_tests::process::bin;
+use hookyard_tests::sign::{self, with_headers};
+use hookyard_tests::{client, config_toml, secrets, sqlite_url, Router};
+
+#[test]
+fn check_accepts_a_good_config_and_names_file_and_key_for_a_bad_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.toml");
+    std::fs::write(&good, config_toml(&sqlite_url(dir.path()), "")).unwrap();
+    let out = Command::new(bin())
+        .arg("check")
+        .arg("--config")
+        .arg(&good)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(
+        &bad,
+        "[sources.github]\nverify = \"github\"\nsecret = [\"x\"]\n",
+    )
+    .unwrap();
+    let out = Command::new(bin())
+        .arg("check")
+        .arg("--config")
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("bad.toml") && stderr.contains("sources.github"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("unknown field `secret`"), "{stderr}");
+}
+
+#[test]
+fn the_shipped_router_toml_checks_clean() {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+    let out = Command::new(bin())
+        .args(["check", "--config", "router.toml"])
+        .current_dir(root)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[tokio::test]
+async fn one_log_line_per_request_and_no_secrets_in_logs() {
+    let dir = tempfile::tempdir().unwrap();
+    let router = Router::start(
+        dir.path(),
+        &config_toml(&sqlite_url(dir.path()), ""),
+        &["--log-format", "json"],
+    );
+    let body = br#"{"hello":"logs"}"#;
+    let good = sign::github(secrets::GITHUB, "log-1", body);
+    let resp = with_headers(client().post(router.webhook("github")), &good)
+        .body(body.to_vec())
+        .send()
+        .await
+        .unwrap();
+    let ack: serde_json::Value = resp.json().await.unwrap();
+    let bad = sign::github("wrong-secret", "log-2", body);
+    let resp = with_headers(client().post(router.webhook("github")), &bad)
+        .body(body.to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401);
+
+    // The non-blocking writer flushes within moments.
+    let mut logs = String::new();
+    for _ in 0..50 {
+        logs = router.logs();
+        if logs.matches("\"source\":\"github\"").count() >= 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let lines: Vec<serde_json::Value> = logs
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let acked = lines
+        .iter()
+        .find(|l| l["event_id"] == ack["id"])
+        .unwrap_or_else(|| panic!("no line for the event:\n{logs}"));
+    assert_eq!(acked["source"], "github");
+    assert_eq!(acked["status"], 200);
+    assert_eq!(acked["duplicate"], false);
+    assert!(acked["latency_us"].is_u64());
+    let refused = lines
+        .iter()
+        .find(|l| l["status"] == 401)
+        .expect("a line for the 401");
+    assert_eq!(refused["code"], "invalid_signature");
+    for secret in [secrets::GITHUB, "wrong-secret", &good[0].1, &bad[0].1] {
+        assert!(!logs.contains(secret), "logs contain a secret or signature");
+    }
+}

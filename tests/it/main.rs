@@ -1,0 +1,10 @@
+//! End-to-end tests: the real router on real sockets and real databases.
+//! One integration test binary; one module per area.
+
+mod cli;
+mod durability;
+mod errors;
+mod ingest;
+mod postgres;
+mod shutdown;
+mod tls;

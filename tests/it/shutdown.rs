@@ -1,0 +1,62 @@
+//! Graceful shutdown: on SIGTERM the router stops accepting, still
+//! acknowledges the request in flight (after committing it), and exits 0.
+
+use std::time::Duration;
+
+use nix::sys::signal::Signal;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use hookyard_tests::{config_toml, open_store, sqlite_url, Router};
+
+#[tokio::test]
+async fn sigterm_finishes_in_flight_requests_and_exits_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut router = Router::start(dir.path(), &config_toml(&sqlite_url(dir.path()), ""), &[]);
+    let addr = router.url.strip_prefix("http://").unwrap().to_string();
+
+    // A request whose body is only half sent when SIGTERM arrives.
+    let body = br#"{"in":"flight","pad":"0123456789"}"#;
+    let mut conn = TcpStream::connect(&addr).await.unwrap();
+    let head = format!(
+        "POST /webhooks/internal HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    conn.write_all(head.as_bytes()).await.unwrap();
+    conn.write_all(&body[..10]).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    router.signal(Signal::SIGTERM);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    // New connections are refused while the old one is still served.
+    assert!(
+        TcpStream::connect(&addr).await.is_err(),
+        "still accepting after SIGTERM"
+    );
+
+    conn.write_all(&body[10..]).await.unwrap();
+    let mut response = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), conn.read_to_end(&mut response))
+        .await
+        .expect("response within 10 s")
+        .unwrap();
+    let response = String::from_utf8_lossy(&response);
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert!(response.contains("\"duplicate\":false"), "{response}");
+
+    let status = tokio::task::spawn_blocking(move || {
+        let status = router.wait_exit(Duration::from_secs(15));
+        (status, router.logs())
+    })
+    .await
+    .unwrap();
+    assert_eq!(status.0.code(), Some(0), "exit status; logs:\n{}", status.1);
+
+    let store = open_store(&sqlite_url(dir.path())).await;
+    assert_eq!(
+        store.count_events().await.unwrap(),
+        1,
+        "the in-flight event was committed"
+    );
+}
