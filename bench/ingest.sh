@@ -113,6 +113,8 @@ EOF
 }
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+# Busy ticks of the whole machine (user nice system irq softirq steal).
+busy_ticks() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8 + $9}' /proc/stat; }
 hwm_kib() { awk '/^VmHWM:/ {print $2}' "/proc/$1/status"; }
 field() { sed -n "s/.*\"$2\":\"\\{0,1\\}\\([^,\"}]*\\).*/\\1/p" <<<"$1"; }
 
@@ -124,18 +126,33 @@ wrk_run() {
   local json
   json=$(sed -n 's/^BENCH //p' "$out")
   [[ -n $json ]] || { cat "$out" >&2; die "no BENCH line in wrk output"; }
+  # The JSON, then wrk's own CPU seconds (children's user + sys; exact when
+  # called in a $(...) subshell, as measure does).
   echo "$json"
+  # (`times` must not run in a pipeline: a forked builtin sees no children.)
+  times >"$out.times"
+  awk 'NR == 2 { split($1, u, /[ms]/); split($2, s, /[ms]/); print "WRKCPU", u[1] * 60 + u[2] + s[1] * 60 + s[2] }' \
+    "$out.times"
 }
 
 # measure ROUND TARGET CONNS PID ADDR [lua args...]: a recorded run.
 measure() {
   local round=$1 target=$2 conns=$3 pid=$4 addr=$5; shift 5
-  local before after json
-  before=$(cpu_ticks "$pid")
+  local before after busy0 busy1 json
+  before=$(cpu_ticks "$pid"); busy0=$(busy_ticks)
   json=$(wrk_run "$WORK/r$round-$target-c$conns.txt" "$addr" "$conns" "$DURATION" "$@")
-  after=$(cpu_ticks "$pid")
-  local req rps p50 p99 errs hwm cpu_us
+  after=$(cpu_ticks "$pid"); busy1=$(busy_ticks)
+  local req rps p50 p99 errs hwm cpu_us wall wrk_s hz share
   req=$(field "$json" requests)
+  wall=$(field "$json" duration_us)
+  wrk_s=$(sed -n 's/^WRKCPU //p' <<<"$json")
+  hz=$(getconf CLK_TCK)
+  # Shares of the machine (all cores) during the run: server, wrk, anything
+  # else (other builds on a shared machine: a high value flags a noisy run).
+  share=$(awk -v srv=$((after - before)) -v all=$((busy1 - busy0)) -v hz="$hz" -v w="$wrk_s" \
+    -v wall="$wall" -v n="$(nproc)" 'BEGIN {
+      cap = wall / 1e6 * n; o = all / hz - srv / hz - w; if (o < 0) o = 0
+      printf "%.0f\t%.0f\t%.0f", srv / hz / cap * 100, w / cap * 100, o / cap * 100 }')
   rps=$(field "$json" rps)
   p50=$(field "$json" p50_us)
   p99=$(field "$json" p99_us)
@@ -145,11 +162,11 @@ measure() {
   # Server CPU time per request: where the two cores went.
   cpu_us=$(awk -v t=$((after - before)) -v hz="$(getconf CLK_TCK)" -v n="$req" \
     'BEGIN { printf "%.0f", n ? t / hz * 1e6 / n : 0 }')
-  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' \
-    "$round" "$target" "$conns" "$rps" "$p50" "$p99" "$errs" "$hwm" "$cpu_us" >>"$ROWS"
-  printf '  round %s %-14s c%-3s %9.0f req/s  p50 %6.2f ms  p99 %6.2f ms  errors %s  VmHWM %s MiB  cpu %s us/req\n' \
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' \
+    "$round" "$target" "$conns" "$rps" "$p50" "$p99" "$errs" "$hwm" "$cpu_us" "$share" >>"$ROWS"
+  printf '  round %s %-12s c%-3s %7.0f req/s  p50 %6.2f ms  p99 %6.2f ms  err %s  VmHWM %3s MiB  %4s us/req  cpu%% srv/wrk/other %s\n' \
     "$round" "$target" "$conns" "$rps" "$(awk -v v="$p50" 'BEGIN{print v/1000}')" \
-    "$(awk -v v="$p99" 'BEGIN{print v/1000}')" "$errs" "$((hwm / 1024))" "$cpu_us"
+    "$(awk -v v="$p99" 'BEGIN{print v/1000}')" "$errs" "$((hwm / 1024))" "$cpu_us" "${share//$'\t'//}"
 }
 
 # check ADDR CONNS EXPECT [lua args...]: a short run reading every response;
@@ -233,7 +250,8 @@ REPORT="$RESULTS_DIR/ingest-$STAMP.md"
   echo "$(nproc) cores ($(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)), load generator on the same machine;" \
     "wrk -t$WRK_THREADS, $DURATION per run, $ROUNDS interleaved rounds; ~1.5 KB signed GitHub bodies."
   echo "Median over rounds; ratio = Hookyard req/s / bare req/s (medians of same-round ratios);" \
-    "RSS = router VmHWM (max over rounds); CPU = server CPU time per request."
+    "RSS = router VmHWM (max over rounds); server CPU per request; CPU % = shares of all cores during the run" \
+    "(other = processes outside the benchmark: high means a noisy run)."
   echo
   awk -F'\t' -v cmax="$CMAX" '
     function median(list,   n, a, i, j, t) {
@@ -246,13 +264,14 @@ REPORT="$RESULTS_DIR/ingest-$STAMP.md"
       if (!(k in seen)) { seen[k] = 1; order[++nk] = k }
       rps[k] = rps[k] " " $4; p50[k] = p50[k] " " $5; p99[k] = p99[k] " " $6
       cpu[k] = cpu[k] " " $9; errs[k] += $7
+      srv[k] = srv[k] " " $10; wrk[k] = wrk[k] " " $11; oth[k] = oth[k] " " $12
       if ($8 + 0 > hwm[k] + 0) hwm[k] = $8
       byround[$1 "\t" k] = $4
       rounds[$1] = 1
     }
     END {
-      print "| target | conns | req/s | ratio vs bare | p50 ms | p99 ms | errors | peak RSS MiB | CPU us/req |"
-      print "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+      print "| target | conns | req/s | ratio vs bare | p50 ms | p99 ms | errors | peak RSS MiB | server CPU us/req | CPU % server/wrk/other |"
+      print "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
       for (i = 1; i <= nk; i++) {
         k = order[i]; split(k, tc, "\t")
         ratio = "-"
@@ -263,13 +282,14 @@ REPORT="$RESULTS_DIR/ingest-$STAMP.md"
             list = list " " byround[r "\t" k] / byround[r "\tbare\t" c]
           if (list != "") ratio = sprintf("%.0f%%", median(list) * 100)
         }
-        printf "| %s | %s | %.0f | %s | %.2f | %.2f | %d | %.1f | %.0f |\n", tc[1], tc[2],
+        printf "| %s | %s | %.0f | %s | %.2f | %.2f | %d | %.1f | %.0f | %.0f/%.0f/%.0f |\n", tc[1], tc[2],
           median(rps[k]), ratio, median(p50[k]) / 1000, median(p99[k]) / 1000, errs[k],
-          hwm[k] / 1024, median(cpu[k])
+          hwm[k] / 1024, median(cpu[k]), median(srv[k]), median(wrk[k]), median(oth[k])
       }
     }' "$ROWS"
   echo
-  echo "Per run (round, target, conns, req/s, p50 us, p99 us, errors, VmHWM KiB, CPU us/req):"
+  echo "Per run (round, target, conns, req/s, p50 us, p99 us, errors, VmHWM KiB, server CPU us/req," \
+    "CPU % server, wrk, other):"
   echo
   echo '```'
   cat "$ROWS"

@@ -113,3 +113,40 @@ async fn one_log_line_per_request_and_no_secrets_in_logs() {
         assert!(!logs.contains(secret), "logs contain a secret or signature");
     }
 }
+
+#[tokio::test]
+async fn start_warns_for_each_source_on_a_development_default_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\n[store]\nurl = \"{}\"\n\
+         [sources.ondefault]\nverify = \"github\"\nsecrets = [\"${{HOOKYARD_IT_UNSET_SECRET:-dev-only}}\"]\n\
+         [sources.configured]\nverify = \"github\"\nsecrets = [\"literal-secret\"]\n",
+        sqlite_url(dir.path())
+    );
+    let router = Router::start(dir.path(), &text, &["--log-format", "json"]);
+    let mut logs = String::new();
+    for _ in 0..50 {
+        logs = router.logs();
+        if logs.contains("development default") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let warnings: Vec<serde_json::Value> = logs
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|l| {
+            l["level"] == "WARN"
+                && l["message"]
+                    .as_str()
+                    .unwrap_or("")
+                    .contains("development default")
+        })
+        .collect();
+    assert_eq!(warnings.len(), 1, "{logs}");
+    assert_eq!(warnings[0]["source"], "ondefault");
+    assert!(
+        !logs.contains("dev-only") && !logs.contains("literal-secret"),
+        "{logs}"
+    );
+}

@@ -11,6 +11,15 @@ use hookyard_tests::{config_toml, open_store, sqlite_url, Router};
 
 #[tokio::test]
 async fn sigterm_finishes_in_flight_requests_and_exits_zero() {
+    finishes_in_flight_requests_and_exits_zero(Signal::SIGTERM).await;
+}
+
+#[tokio::test]
+async fn ctrl_c_finishes_in_flight_requests_and_exits_zero() {
+    finishes_in_flight_requests_and_exits_zero(Signal::SIGINT).await;
+}
+
+async fn finishes_in_flight_requests_and_exits_zero(signal: Signal) {
     let dir = tempfile::tempdir().unwrap();
     let mut router = Router::start(dir.path(), &config_toml(&sqlite_url(dir.path()), ""), &[]);
     let addr = router.url.strip_prefix("http://").unwrap().to_string();
@@ -26,7 +35,7 @@ async fn sigterm_finishes_in_flight_requests_and_exits_zero() {
     conn.write_all(&body[..10]).await.unwrap();
     tokio::time::sleep(Duration::from_millis(200)).await;
 
-    router.signal(Signal::SIGTERM);
+    router.signal(signal);
     tokio::time::sleep(Duration::from_millis(300)).await;
 
     // New connections are refused while the old one is still served.

@@ -35,9 +35,10 @@ pub enum ConfigError {
     Syntax {
         /// The config file.
         file: PathBuf,
-        /// The parser's error (with line and column).
+        /// The parser's error (with line and column). Boxed: it is large,
+        /// and every `Result<_, ConfigError>` would carry its size.
         #[source]
-        source: toml::de::Error,
+        source: Box<toml::de::Error>,
     },
     /// A key is unknown or its value has the wrong type.
     #[error("{file}: key `{key}`")]
@@ -48,7 +49,7 @@ pub enum ConfigError {
         key: String,
         /// What serde expected.
         #[source]
-        source: toml::de::Error,
+        source: Box<toml::de::Error>,
     },
     /// `${NAME}` names an environment variable that is not set.
     #[error("{file}: key `{key}`: environment variable `{var}` is not set (use ${{{var}:-default}} for a default)")]
@@ -93,7 +94,7 @@ pub fn parse(
     let file = path.to_path_buf();
     let mut value: toml::Value = toml::from_str(text).map_err(|source| ConfigError::Syntax {
         file: file.clone(),
-        source,
+        source: Box::new(source),
     })?;
     let dev_defaults =
         interpolate::interpolate(&mut value, lookup).map_err(|e| ConfigError::Env {
@@ -106,7 +107,7 @@ pub fn parse(
         ConfigError::Schema {
             file: file.clone(),
             key,
-            source: e.into_inner(),
+            source: Box::new(e.into_inner()),
         }
     })?;
     validate::validate(file, raw, dev_defaults)

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
-use sqlx::{ConnectOptions, Connection};
+use sqlx::Connection;
 
 use super::group_commit::{answers, BatchWriter, GroupCommit};
 use super::{

@@ -245,15 +245,7 @@ impl BatchWriter for SqliteWriter {
             .filter(|row| !inserted.contains(row.id.as_str()))
             .collect();
         for chunk in duplicates.chunks(MAX_VARIABLES / 2) {
-            let mut select = QueryBuilder::<Sqlite>::new(
-                "SELECT id, source, idem_key FROM events WHERE (source, idem_key) IN (",
-            );
-            select.push_values(chunk, |mut values, row| {
-                values
-                    .push_bind(row.source.as_str())
-                    .push_bind(row.idem_key.as_str());
-            });
-            select.push(")");
+            let mut select = duplicates_query(chunk);
             let found: Vec<(String, String, String)> = select
                 .build_query_as()
                 .fetch_all(&mut *tx)
@@ -269,6 +261,20 @@ impl BatchWriter for SqliteWriter {
         tx.commit().await.map_err(db("commit"))?;
         answers(BACKEND, rows, &inserted, &existing)
     }
+}
+
+/// Selects the stored (id, source, idem_key) of `rows`' keys. A join, not
+/// `(source, idem_key) IN (VALUES ...)`: SQLite plans that IN as a scan of
+/// the whole table, and the join as one unique-index lookup per key.
+fn duplicates_query<'a>(rows: &[&'a NewEvent]) -> QueryBuilder<'a, Sqlite> {
+    let mut select = QueryBuilder::<Sqlite>::new("SELECT e.id, e.source, e.idem_key FROM (");
+    select.push_values(rows, |mut values, row| {
+        values
+            .push_bind(row.source.as_str())
+            .push_bind(row.idem_key.as_str());
+    });
+    select.push(") AS k JOIN events e ON e.source = k.column1 AND e.idem_key = k.column2");
+    select
 }
 
 /// Reads one event by id.
@@ -389,5 +395,86 @@ impl EventRow {
             verification: self.verification,
             status: self.status,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::GroupCommitConfig;
+
+    /// The duplicate lookup must stay an index search as the table grows.
+    #[tokio::test]
+    async fn the_duplicate_lookup_uses_the_unique_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = StoreConfig {
+            url: format!("sqlite://{}/plan.db", dir.path().display()),
+            sqlite_synchronous: SqliteSynchronous::Full,
+            group_commit: GroupCommitConfig::default(),
+        };
+        let store = SqliteStore::open(&config).await.unwrap();
+        let rows: Vec<NewEvent> = (0..3)
+            .map(|i| NewEvent {
+                id: EventId::generate(),
+                source: "s".into(),
+                idem_key: format!("k{i}"),
+                method: "POST".into(),
+                path: "/".into(),
+                headers: vec![],
+                body: bytes::Bytes::new(),
+                received_at_ms: 0,
+                verification: "none".into(),
+            })
+            .collect();
+        let refs: Vec<&NewEvent> = rows.iter().collect();
+        let sql = format!("EXPLAIN QUERY PLAN {}", duplicates_query(&refs).sql());
+        let mut explain = sqlx::query_as::<_, (i64, i64, i64, String)>(&sql);
+        for row in &rows {
+            explain = explain
+                .bind(row.source.as_str())
+                .bind(row.idem_key.as_str());
+        }
+        let plan = explain.fetch_all(&store.reads).await.unwrap();
+        let details: Vec<&str> = plan.iter().map(|(_, _, _, d)| d.as_str()).collect();
+        assert!(
+            details
+                .iter()
+                .any(|d| d.starts_with("SEARCH e USING INDEX")),
+            "plan: {details:?}"
+        );
+        assert!(
+            !details.iter().any(|d| d.starts_with("SCAN e")),
+            "plan: {details:?}"
+        );
+        store.close().await;
+    }
+
+    /// The ack's durability promise rests on these two pragmas of the writer.
+    #[tokio::test]
+    async fn the_writer_runs_wal_with_the_configured_synchronous_level() {
+        let dir = tempfile::tempdir().unwrap();
+        for (level, pragma_value) in [(SqliteSynchronous::Full, 2), (SqliteSynchronous::Normal, 1)]
+        {
+            let config = StoreConfig {
+                url: format!("sqlite://{}/{level:?}.db", dir.path().display()),
+                sqlite_synchronous: level,
+                group_commit: GroupCommitConfig::default(),
+            };
+            let store = SqliteStore::open(&config).await.unwrap();
+            {
+                let mut guard = store.writer.conn.lock().await;
+                let conn = guard.as_mut().unwrap();
+                let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+                    .fetch_one(&mut *conn)
+                    .await
+                    .unwrap();
+                let sync: i64 = sqlx::query_scalar("PRAGMA synchronous")
+                    .fetch_one(&mut *conn)
+                    .await
+                    .unwrap();
+                assert_eq!((mode.as_str(), sync), ("wal", pragma_value));
+            }
+            store.close().await;
+        }
     }
 }

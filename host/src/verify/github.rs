@@ -71,6 +71,8 @@ impl Verifier for GitHub {
         if !matched {
             return Err(VerifyError::Mismatch);
         }
+        // A repeated id header is refused like a repeated signature header:
+        // which copy is the idempotency key would be ambiguous.
         let provider_id = single_header(req.headers, DELIVERY_HEADER)?
             .filter(|id| !id.is_empty())
             .map(str::to_owned);

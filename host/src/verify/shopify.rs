@@ -58,6 +58,8 @@ impl Verifier for Shopify {
             return Err(VerifyError::Mismatch);
         }
         let mut provider_id = None;
+        // A repeated id header is refused (as for the signature): which copy
+        // is the idempotency key would be ambiguous.
         for name in ID_HEADERS {
             if let Some(id) = single_header(req.headers, name)?.filter(|id| !id.is_empty()) {
                 provider_id = Some(id.to_owned());

@@ -81,11 +81,8 @@ fn parse_header(value: &str) -> Result<Header<'_>, VerifyError> {
             .split_once('=')
             .ok_or(malformed(HEADER, "element without `=`"))?;
         match key {
-            "t" => {
-                if t.replace(val).is_some() {
-                    return Err(malformed(HEADER, "repeated t= element"));
-                }
-            }
+            "t" if t.is_some() => return Err(malformed(HEADER, "repeated t= element")),
+            "t" => t = Some(val),
             "v1" => v1.push(decode_signature(val, SignatureEncoding::Hex, 32, HEADER)?),
             _ => {}
         }
@@ -104,7 +101,11 @@ fn event_id(body: &[u8]) -> Option<String> {
     struct Event {
         id: Option<String>,
     }
-    // Serde skips the other fields without building them.
+    // Serde would also read a struct from a JSON array (`["evt_…"]`), so
+    // only an object is considered. Other fields are skipped, not built.
+    if body.trim_ascii_start().first() != Some(&b'{') {
+        return None;
+    }
     serde_json::from_slice::<Event>(body)
         .ok()?
         .id

@@ -1,5 +1,6 @@
 //! The shared provider test vectors (`../shared/vectors/provider-vectors.json`)
-//! run against the presets, each case at its own `now_unix`.
+//! run against the presets, each case at its own `now_unix`, plus hostile
+//! header values thrown at every preset.
 //!
 //! Every case of a provider with a preset here is checked; failures are
 //! collected so one run shows all of them, and each provider must contribute
@@ -12,7 +13,7 @@ use base64::Engine as _;
 use http::{HeaderMap, HeaderName, HeaderValue, Method};
 use serde::Deserialize;
 
-use super::{preset, Unverified, VerifierParams};
+use super::{preset, HmacAlgorithm, HmacParams, SignatureEncoding, Unverified, VerifierParams};
 use crate::secret::Secret;
 
 const VECTORS: &str = concat!(
@@ -159,4 +160,150 @@ fn provider_vectors() {
         failures.len(),
         failures.join("\n")
     );
+}
+
+/// Garbage in every header any preset reads, at extreme clocks: each preset
+/// must answer with an error (a 4xx upstream), never panic or accept.
+#[test]
+fn hostile_headers_are_refused_without_panicking() {
+    let names = [
+        "stripe-signature",
+        "x-hub-signature-256",
+        "x-hub-signature",
+        "x-github-delivery",
+        "x-slack-signature",
+        "x-slack-request-timestamp",
+        "x-shopify-hmac-sha256",
+        "shopify-hmac-sha256",
+        "x-shopify-event-id",
+        "webhook-id",
+        "webhook-timestamp",
+        "webhook-signature",
+        "svix-id",
+        "svix-timestamp",
+        "svix-signature",
+        "x-signature",
+    ];
+    let long_hex = "0".repeat(64);
+    let long_b64 = format!("{}==", "A".repeat(86));
+    let values: Vec<Vec<u8>> = [
+        String::new(),
+        " ".into(),
+        "=".into(),
+        ",".into(),
+        "t=".into(),
+        "t=1,v1=".into(),
+        format!("t=1,v1={long_hex}"),
+        format!("t=99999999999999999999,v1={long_hex}"),
+        format!("t=-1,v1={long_hex}"),
+        "v1,".into(),
+        "v1a,".into(),
+        format!("v1a,{long_b64}"),
+        "v1,====".into(),
+        ",,, ,,".into(),
+        format!("sha256={long_hex}"),
+        format!("sha1={}", "0".repeat(40)),
+        format!("v0={long_hex}"),
+        "9223372036854775807".into(),
+        "-9223372036854775808".into(),
+        "a".repeat(16 * 1024),
+        format!("v1,{} ", "A".repeat(44)).repeat(200),
+    ]
+    .into_iter()
+    .map(String::into_bytes)
+    .chain([b"\xff\xfe".to_vec(), "Zo\u{eb}".as_bytes().to_vec()])
+    .collect();
+
+    let secrets = || vec![Secret::new("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")];
+    let public_key = "whpk_ZlN4eg7dSSqi0moX9hQUk3orrOouK3QVQSlJa248c/g=";
+    let hmac = HmacParams {
+        header: "X-Signature".into(),
+        algorithm: HmacAlgorithm::Sha256,
+        encoding: SignatureEncoding::Hex,
+        prefix: Some("sha256=".into()),
+        id_header: Some("X-GitHub-Delivery".into()),
+    };
+    let configs = [
+        (
+            "stripe",
+            VerifierParams {
+                secrets: secrets(),
+                ..Default::default()
+            },
+        ),
+        (
+            "github",
+            VerifierParams {
+                secrets: secrets(),
+                variant: Some("sha1".into()),
+                ..Default::default()
+            },
+        ),
+        (
+            "slack",
+            VerifierParams {
+                secrets: secrets(),
+                ..Default::default()
+            },
+        ),
+        (
+            "shopify",
+            VerifierParams {
+                secrets: secrets(),
+                ..Default::default()
+            },
+        ),
+        (
+            "hmac",
+            VerifierParams {
+                secrets: secrets(),
+                hmac: Some(hmac),
+                ..Default::default()
+            },
+        ),
+        (
+            "standard-webhooks",
+            VerifierParams {
+                secrets: secrets(),
+                public_key: Some(public_key.into()),
+                ..Default::default()
+            },
+        ),
+        (
+            "svix",
+            VerifierParams {
+                secrets: secrets(),
+                public_key: Some(public_key.into()),
+                ..Default::default()
+            },
+        ),
+    ];
+    let method = Method::POST;
+    let mut accepted = Vec::new();
+    for (name, params) in configs {
+        let verifier = preset(name).unwrap()(&params).unwrap();
+        for value in &values {
+            let value = HeaderValue::from_bytes(value).unwrap();
+            for repeat in [1, 2] {
+                let mut headers = HeaderMap::new();
+                for header in names {
+                    for _ in 0..repeat {
+                        headers.append(header, value.clone());
+                    }
+                }
+                for now in [0, i64::MIN, i64::MAX] {
+                    let req = Unverified {
+                        method: &method,
+                        url: "",
+                        headers: &headers,
+                        body: b"{}",
+                    };
+                    if let Ok(v) = verifier.verify(&req, now) {
+                        accepted.push(format!("{name} accepted {value:?} x{repeat}: {v:?}"));
+                    }
+                }
+            }
+        }
+    }
+    assert!(accepted.is_empty(), "{}", accepted.join("\n"));
 }
