@@ -22,7 +22,7 @@ use super::{
 };
 
 /// The Postgres server the tests create their databases on.
-const PG_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:1/postgres";
+const PG_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 
 #[derive(Debug, Clone, Copy)]
 enum Backend {
