@@ -12,7 +12,9 @@
 # Environment: ROUNDS (3), DURATION (10s), WARMUP (2s), WRK_THREADS (2),
 # CONNS ("16 64"), POSTGRES (1; 0 skips, the default when 127.0.0.1:5432
 # does not answer), PG_ADMIN_URL (postgres://postgres@127.0.0.1:5432),
-# SKIP_BUILD (0), BENCH_SECRET (bench-github-secret).
+# SKIP_BUILD (0), BENCH_SECRET (bench-github-secret), QUIET_MAX (15) and
+# QUIET_WAIT (120): before each run, wait up to QUIET_WAIT s for the machine
+# to be under QUIET_MAX % busy (it is shared with other builds).
 # Only 127.0.0.1 is contacted; every wrk run is bounded by DURATION.
 set -euo pipefail
 
@@ -27,6 +29,8 @@ PG_HOST=127.0.0.1
 PG_PORT=5432
 PG_ADMIN_URL=${PG_ADMIN_URL:-postgres://postgres@$PG_HOST:$PG_PORT}
 SKIP_BUILD=${SKIP_BUILD:-0}
+QUIET_MAX=${QUIET_MAX:-15}
+QUIET_WAIT=${QUIET_WAIT:-120}
 export BENCH_SECRET=${BENCH_SECRET:-bench-github-secret}
 LUA="$ROOT/bench/wrk/github.lua"
 HOOKYARD="$ROOT/target/release/hookyard"
@@ -44,6 +48,13 @@ fi
 [[ -x $HOOKYARD && -x $BARE ]] || die "release binaries missing; build first"
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/hookyard-bench.XXXXXX")
+# Private copies: another build relinking target/release mid-run must not
+# mix two versions of the router into one set of rounds.
+mkdir "$WORK/bin"
+cp "$HOOKYARD" "$BARE" "$WORK/bin/"
+BUILD="hookyard $(sha256sum "$HOOKYARD" | cut -c1-12) built $(date -u -r "$HOOKYARD" +%FT%TZ)"
+HOOKYARD="$WORK/bin/hookyard"
+BARE="$WORK/bin/bare-endpoint"
 RESULTS_DIR="$ROOT/bench/results"
 mkdir -p "$RESULTS_DIR"
 STAMP=$(date -u +%Y%m%dT%H%M%SZ)
@@ -69,6 +80,9 @@ trap 'exit 130' INT TERM
 # waits (<= 30 s) for its "listening on http://ADDR" line; sets PID and ADDR.
 start() {
   local name=$1; shift
+  # Created here, not by the child's redirection: the loop below may read
+  # before the child has run.
+  : >"$WORK/$name.out"
   "$@" >"$WORK/$name.out" 2>"$WORK/$name.log" &
   PID=$!
   PIDS+=("$PID")
@@ -135,9 +149,27 @@ wrk_run() {
     "$out.times"
 }
 
+# wait_quiet: on a shared machine, waits (at most QUIET_WAIT seconds) until
+# the machine is idle but for us: busy < QUIET_MAX % of all cores over 1 s.
+wait_quiet() {
+  local waited=0 b0 b1 pct
+  while :; do
+    b0=$(busy_ticks); sleep 1; b1=$(busy_ticks)
+    pct=$(( (b1 - b0) * 100 / $(getconf CLK_TCK) / $(nproc) ))
+    (( pct < QUIET_MAX )) && break
+    if (( waited >= QUIET_WAIT )); then
+      echo "  (machine still ${pct}% busy after ${waited} s; measuring anyway)"
+      break
+    fi
+    (( waited == 0 )) && echo "  (machine ${pct}% busy with other work; waiting up to ${QUIET_WAIT} s)"
+    waited=$((waited + 1))
+  done
+}
+
 # measure ROUND TARGET CONNS PID ADDR [lua args...]: a recorded run.
 measure() {
   local round=$1 target=$2 conns=$3 pid=$4 addr=$5; shift 5
+  wait_quiet
   local before after busy0 busy1 json
   before=$(cpu_ticks "$pid"); busy0=$(busy_ticks)
   json=$(wrk_run "$WORK/r$round-$target-c$conns.txt" "$addr" "$conns" "$DURATION" "$@")
@@ -192,8 +224,16 @@ if [[ $POSTGRES == 1 ]] && ! pg_up; then
 fi
 
 echo "Hookyard ingest benchmark: $ROUNDS rounds x ${DURATION}, wrk -t$WRK_THREADS, c in {$CONNS}, $(nproc) cores"
-echo "work dir $WORK ($(df -T "$WORK" | awk 'NR==2 {print $2}'))"
+# The disk's sync-write latency bounds a durable commit: 500 O_DSYNC 4 KiB
+# overwrites of a preallocated file (~0.1-2 s).
+dd if=/dev/zero of="$WORK/dsync.probe" bs=4k count=500 status=none
+DSYNC_MS=$(dd if=/dev/zero of="$WORK/dsync.probe" bs=4k count=500 oflag=dsync conv=notrunc 2>&1 \
+  | awk '/copied/ {for (i = 1; i <= NF; i++) if ($i == "s," || $i == "s") print $(i - 1) * 1000 / 500}')
+rm -f "$WORK/dsync.probe"
+DISK="$(df -T "$WORK" | awk 'NR==2 {print $2}'), O_DSYNC 4 KiB write ${DSYNC_MS} ms"
+echo "work dir $WORK ($DISK); $BUILD"
 
+LOAD0=$(cut -d' ' -f1-3 /proc/loadavg)
 for round in $(seq "$ROUNDS"); do
   echo "round $round/$ROUNDS"
   hookyard_config "hookyard-sqlite-$round" "sqlite://$WORK/hookyard-$round.db"
@@ -249,9 +289,10 @@ REPORT="$RESULTS_DIR/ingest-$STAMP.md"
   echo
   echo "$(nproc) cores ($(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)), load generator on the same machine;" \
     "wrk -t$WRK_THREADS, $DURATION per run, $ROUNDS interleaved rounds; ~1.5 KB signed GitHub bodies."
+  echo "Binary: $BUILD. Work dir $DISK; load average at start: $LOAD0, at end: $(cut -d' ' -f1-3 /proc/loadavg)."
   echo "Median over rounds; ratio = Hookyard req/s / bare req/s (medians of same-round ratios);" \
     "RSS = router VmHWM (max over rounds); server CPU per request; CPU % = shares of all cores during the run" \
-    "(other = processes outside the benchmark: high means a noisy run)."
+    "(other = everything else: kernel threads, Postgres for the -pg rows, and other users' work: high on a bare row means a noisy run)."
   echo
   awk -F'\t' -v cmax="$CMAX" '
     function median(list,   n, a, i, j, t) {

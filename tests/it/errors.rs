@@ -49,6 +49,17 @@ async fn refusals_have_status_code_and_json_body() {
 
     let unknown = post(&router.webhook("nope"), &vec![], body.clone()).await;
     assert_error(&unknown, 404, "unknown_source");
+    let no_route = post(
+        &format!("{}/hooks/github", router.url),
+        &vec![],
+        body.clone(),
+    )
+    .await;
+    assert_error(&no_route, 404, "not_found");
+    let get = client().get(router.webhook("github")).send().await.unwrap();
+    assert_eq!(get.status(), 405);
+    let get: Value = get.json().await.unwrap();
+    assert_eq!(get["error"]["code"], "method_not_allowed");
 
     let missing = post(&router.webhook("github"), &vec![], body.clone()).await;
     assert_error(&missing, 401, "missing_signature");

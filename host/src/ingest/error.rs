@@ -32,6 +32,12 @@ pub enum IngestError {
     /// The signature check refused the request.
     #[error(transparent)]
     Verify(#[from] VerifyError),
+    /// No route for this path (only `/webhooks/{source}` exists here).
+    #[error("no such endpoint; webhooks are received at POST /webhooks/{{source}}")]
+    NotFound,
+    /// The path exists but not for this method.
+    #[error("method not allowed; webhooks are received with POST")]
+    MethodNotAllowed,
     /// The store's write queue is full; the provider should retry later.
     #[error("too many requests are waiting to be stored")]
     Overloaded,
@@ -64,6 +70,8 @@ impl IngestError {
     fn status_and_code(&self) -> (StatusCode, &'static str) {
         match self {
             Self::UnknownSource(_) => (StatusCode::NOT_FOUND, "unknown_source"),
+            Self::NotFound => (StatusCode::NOT_FOUND, "not_found"),
+            Self::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             Self::BodyTooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "body_too_large"),
             Self::BodyRead(_) => (StatusCode::BAD_REQUEST, "body_unreadable"),
             Self::Verify(VerifyError::MissingHeader(_)) => {

@@ -35,6 +35,10 @@ pub struct IngestState {
 pub fn router(state: IngestState) -> Router {
     Router::new()
         .route("/webhooks/{source}", post(handler::receive))
+        // Every answer of this listener is the same JSON error shape, also
+        // for paths and methods that do not exist.
+        .fallback(|| async { IngestError::NotFound })
+        .method_not_allowed_fallback(|| async { IngestError::MethodNotAllowed })
         .layer(axum::middleware::from_fn(log::log_request))
         .with_state(state)
 }

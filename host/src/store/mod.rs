@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 mod group_commit;
 mod postgres;
 mod sqlite;
+mod sqlite_writer;
 
 pub use group_commit::GroupCommitConfig;
 pub use postgres::PostgresStore;
@@ -155,6 +156,15 @@ pub enum StoreError {
         /// Why the batch's transaction failed.
         #[source]
         source: Arc<StoreError>,
+    },
+    /// The SQLite writer connection failed an operation.
+    #[error("sqlite store: {op} failed")]
+    Sqlite {
+        /// What was being done.
+        op: &'static str,
+        /// rusqlite's error.
+        #[source]
+        source: rusqlite::Error,
     },
     /// Too many inserts are waiting for the writer: shed load.
     #[error("store write queue is full")]
