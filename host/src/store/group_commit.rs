@@ -211,7 +211,19 @@ async fn commit<W: BatchWriter>(writer: &W, backend: &'static str, batch: Vec<Jo
         }
     }
 
-    match writer.write_batch(&rows).await {
+    let started = std::time::Instant::now();
+    let written = writer.write_batch(&rows).await;
+    // One line per commit at DEBUG (off by default): batch sizes and commit
+    // times are what to look at when ack latency or throughput disappoints.
+    tracing::debug!(
+        backend,
+        rows = rows.len(),
+        waiters = size,
+        commit_us = started.elapsed().as_micros() as u64,
+        ok = written.is_ok(),
+        "Batch committed."
+    );
+    match written {
         Ok(results) => {
             debug_assert_eq!(results.len(), rows.len(), "one result per row");
             for (slot, answer) in slots.into_iter().zip(waiters) {
