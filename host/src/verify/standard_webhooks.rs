@@ -111,9 +111,11 @@ fn build_with(
         .map(|k| decode_public_key(k, preset))
         .transpose()?;
     if hmac.is_none() && public_key.is_none() {
-        return Err(BuildError::Missing {
+        // Either key satisfies the preset, so the message names both.
+        return Err(BuildError::Invalid {
             preset,
             key: "secrets",
+            reason: "give `secrets` (whsec_..., v1), `public_key` (whpk_..., v1a), or both".into(),
         });
     }
     Ok(Arc::new(StandardWebhooks {
@@ -524,22 +526,17 @@ mod tests {
 
     #[test]
     fn build_errors_name_the_key_and_hide_the_value() {
-        let missing = build(&VerifierParams::default()).unwrap_err();
-        assert_eq!(
-            missing,
-            BuildError::Missing {
-                preset: PRESET,
-                key: "secrets"
-            }
-        );
-        let missing = build_svix(&VerifierParams::default()).unwrap_err();
-        assert_eq!(
-            missing,
-            BuildError::Missing {
-                preset: SVIX_PRESET,
-                key: "secrets"
-            }
-        );
+        for (built, preset) in [
+            (build(&VerifierParams::default()), PRESET),
+            (build_svix(&VerifierParams::default()), SVIX_PRESET),
+        ] {
+            let missing = built.unwrap_err();
+            assert!(
+                matches!(&missing, BuildError::Invalid { preset: p, key: "secrets", .. } if *p == preset),
+                "{missing:?}"
+            );
+            assert!(missing.to_string().contains("public_key"), "{missing}");
+        }
         let cases = [
             (params(&["whsec_not*base64"]), "secrets"),
             (params(&["whsec_"]), "secrets"),
