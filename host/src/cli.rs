@@ -13,7 +13,7 @@ use crate::telemetry::{self, LogFormat};
 /// Hookyard: a webhook router that verifies, stores durably and exactly once,
 /// and acknowledges fast.
 #[derive(Debug, Parser)]
-#[command(name = "hookyard", version)]
+#[command(name = "hookyard", bin_name = "hookyard", version)]
 struct Cli {
     /// The configuration file.
     #[arg(

@@ -61,6 +61,17 @@ pub enum ConfigError {
         /// The variable.
         var: String,
     },
+    /// A source's verifier settings are refused by its preset.
+    #[error("{file}: key `{key}`")]
+    Verifier {
+        /// The config file.
+        file: PathBuf,
+        /// Dotted path of the key.
+        key: String,
+        /// The preset's reason (never echoes a secret).
+        #[source]
+        source: crate::verify::BuildError,
+    },
     /// A value is well-typed but not acceptable.
     #[error("{file}: key `{key}`: expected {expected}")]
     Invalid {

@@ -135,3 +135,22 @@ fn secrets_never_appear_in_errors() {
         "[sources.sw]\nverify = \"standard-webhooks\"\nsecrets = [\"whsec_!!notbase64-hunter2\"]\n";
     assert!(!err(text).contains("hunter2"));
 }
+
+/// What users read when a file is wrong, all in one reviewed snapshot.
+#[test]
+fn error_messages_users_read() {
+    let cases = [
+        "[sources.gh]\nverify = \"github\"\nsecretz = [\"x\"]\n",
+        "[sources.gh]\nsecrets = [\"x\"]\n",
+        "[sources.gh]\nverify = \"github\"\n",
+        "[sources.gh]\nverify = \"github\"\nsecrets = [\"${NOPE}\"]\n",
+        "[sources.gh]\nverify = \"github\"\nsecrets = [\"x\"]\nheader = \"X-Sig\"\n",
+        "[sources.sw]\nverify = \"standard-webhooks\"\n",
+        "[sources.h]\nverify = \"hmac\"\nsecrets = [\"x\"]\n",
+        "[server]\nlisten = \"nope\"\n",
+        "[store]\nsynchronous = \"sometimes\"\n",
+        "[server]\nmax_body_bytes = \"big\"\n",
+    ];
+    let messages: Vec<String> = cases.iter().map(|c| err(c)).collect();
+    insta::assert_snapshot!(messages.join("\n"));
+}

@@ -77,7 +77,7 @@ pub(super) fn validate(
     for (name, source) in raw.sources {
         let prefix = format!("sources.{name}.");
         let uses_dev_default = dev_defaults.iter().any(|k| k.starts_with(&prefix));
-        let typed = validate_source(&name, source, uses_dev_default, &invalid)?;
+        let typed = validate_source(&file, &name, source, uses_dev_default, &invalid)?;
         sources.insert(name, typed);
     }
     Ok(Config {
@@ -154,6 +154,7 @@ fn validate_store(raw: RawStore, invalid: &Invalid<'_>) -> Result<StoreConfig, C
 }
 
 fn validate_source(
+    file: &std::path::Path,
     name: &str,
     raw: RawSource,
     uses_dev_default: bool,
@@ -235,12 +236,17 @@ fn validate_source(
         variant: raw.variant,
         hmac,
     };
-    let verifier = build(&params).map_err(|e| {
-        let (k, expected) = match &e {
-            verify::BuildError::Missing { key, .. } => (*key, e.to_string()),
-            verify::BuildError::Invalid { key, .. } => (*key, e.to_string()),
+    let verifier = build(&params).map_err(|source| {
+        let k = match &source {
+            verify::BuildError::Missing { key, .. } | verify::BuildError::Invalid { key, .. } => {
+                *key
+            }
         };
-        invalid(key(k), expected)
+        ConfigError::Verifier {
+            file: file.to_path_buf(),
+            key: key(k),
+            source,
+        }
     })?;
     Ok(SourceConfig {
         name: name.to_string(),

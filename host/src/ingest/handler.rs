@@ -45,9 +45,11 @@ pub(super) async fn receive(
     let path = uri
         .path_and_query()
         .map_or_else(|| uri.path().to_string(), |p| p.to_string());
+    // HTTP/1.1 names the host in `Host`; HTTP/2 in the `:authority` pseudo-header.
     let host = headers
         .get(http::header::HOST)
         .and_then(|h| h.to_str().ok())
+        .or_else(|| uri.authority().map(|a| a.as_str()))
         .unwrap_or("");
     let url = format!("{}://{host}{path}", state.scheme);
     let request = Unverified {
