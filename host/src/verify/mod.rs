@@ -318,6 +318,17 @@ pub(crate) struct MacKeys<M> {
 }
 
 impl<M: Mac + KeyInit + Clone> MacKeys<M> {
+    /// The usual start of an HMAC preset's build: no `variant`, at least
+    /// one secret, each secret's UTF-8 bytes as a key (used verbatim).
+    pub(crate) fn from_params(
+        params: &VerifierParams,
+        preset: &'static str,
+    ) -> Result<Self, BuildError> {
+        no_variant(params, preset)?;
+        let secrets = require_secrets(params, preset)?;
+        Self::new(secrets.iter().map(|s| s.expose().as_bytes()), preset)
+    }
+
     /// Keys `M` with each of `keys`. An empty key is refused: anyone could
     /// compute a MAC under it, so it would accept forged requests.
     pub(crate) fn new<'k>(

@@ -13,9 +13,8 @@ use hmac::Hmac;
 use sha2::Sha256;
 
 use super::{
-    check_window, decode_signature, malformed, no_variant, parse_unix_seconds, require_secrets,
-    required_header, BuildError, MacKeys, SignatureEncoding, Unverified, Verified, Verifier,
-    VerifierParams, VerifyError,
+    check_window, decode_signature, malformed, parse_unix_seconds, required_header, BuildError,
+    MacKeys, SignatureEncoding, Unverified, Verified, Verifier, VerifierParams, VerifyError,
 };
 
 const PRESET: &str = "slack";
@@ -34,9 +33,7 @@ struct Slack {
 /// Builds the `slack` verifier: `secrets` required, `tolerance_s` optional
 /// (default 300).
 pub(super) fn build(params: &VerifierParams) -> Result<Arc<dyn Verifier>, BuildError> {
-    no_variant(params, PRESET)?;
-    let secrets = require_secrets(params, PRESET)?;
-    let keys = MacKeys::new(secrets.iter().map(|s| s.expose().as_bytes()), PRESET)?;
+    let keys = MacKeys::from_params(params, PRESET)?;
     let tolerance_s = params.tolerance_s.unwrap_or(DEFAULT_TOLERANCE_S);
     Ok(Arc::new(Slack { keys, tolerance_s }))
 }
