@@ -10,11 +10,12 @@
 #   ROUNDS=5 DURATION=10s bench/ingest.sh
 #
 # Environment: ROUNDS (3), DURATION (10s), WARMUP (2s), WRK_THREADS (2),
-# CONNS ("16 64"), POSTGRES (1; 0 skips, the default when 127.0.0.1:5432
-# does not answer), PG_ADMIN_URL (postgres://postgres@127.0.0.1:5432),
-# SKIP_BUILD (0), BENCH_SECRET (bench-github-secret), QUIET_MAX (15) and
-# QUIET_WAIT (120): before each run, wait up to QUIET_WAIT s for the machine
-# to be under QUIET_MAX % busy (it is shared with other builds).
+# CONNS ("16 64"), POSTGRES (1; 0 skips the Postgres runs, which are also
+# skipped when 127.0.0.1:5432 does not answer), PG_ADMIN_URL
+# (postgres://postgres@127.0.0.1:5432), SKIP_BUILD (0), BENCH_SECRET
+# (bench-github-secret), QUIET_MAX (15) and QUIET_WAIT (120): before each
+# run, wait up to QUIET_WAIT s for the machine to be under QUIET_MAX % busy
+# (it is shared with other builds).
 # Only 127.0.0.1 is contacted; every wrk run is bounded by DURATION.
 set -euo pipefail
 
@@ -47,19 +48,6 @@ if [[ $SKIP_BUILD != 1 ]]; then
 fi
 [[ -x $HOOKYARD && -x $BARE ]] || die "release binaries missing; build first"
 
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/hookyard-bench.XXXXXX")
-# Private copies: another build relinking target/release mid-run must not
-# mix two versions of the router into one set of rounds.
-mkdir "$WORK/bin"
-cp "$HOOKYARD" "$BARE" "$WORK/bin/"
-BUILD="hookyard $(sha256sum "$HOOKYARD" | cut -c1-12) built $(date -u -r "$HOOKYARD" +%FT%TZ)"
-HOOKYARD="$WORK/bin/hookyard"
-BARE="$WORK/bin/bare-endpoint"
-RESULTS_DIR="$ROOT/bench/results"
-mkdir -p "$RESULTS_DIR"
-STAMP=$(date -u +%Y%m%dT%H%M%SZ)
-ROWS="$WORK/rows.tsv"   # one line per measured run
-: >"$ROWS"
 PIDS=()                 # servers this script started
 PG_DBS=()               # databases this script created
 
@@ -73,8 +61,22 @@ cleanup() {
   done
   rm -rf "$WORK"
 }
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/hookyard-bench.XXXXXX")
 trap cleanup EXIT
 trap 'exit 130' INT TERM
+# Private copies: another build relinking target/release mid-run must not
+# mix two versions of the router into one set of rounds.
+mkdir "$WORK/bin"
+cp "$HOOKYARD" "$BARE" "$WORK/bin/"
+BUILD="hookyard $(sha256sum "$HOOKYARD" | cut -c1-12) built $(date -u -r "$HOOKYARD" +%FT%TZ)"
+HOOKYARD="$WORK/bin/hookyard"
+BARE="$WORK/bin/bare-endpoint"
+RESULTS_DIR="$ROOT/bench/results"
+mkdir -p "$RESULTS_DIR"
+STAMP=$(date -u +%Y%m%dT%H%M%SZ)
+ROWS="$WORK/rows.tsv"   # one line per measured run
+: >"$ROWS"
 
 # start NAME CMD...: runs a server with stdout/stderr in $WORK/NAME.{out,log},
 # waits (<= 30 s) for its "listening on http://ADDR" line; sets PID and ADDR.
