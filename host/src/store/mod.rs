@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 
 mod group_commit;
 mod postgres;
+mod row;
 mod sqlite;
 mod sqlite_writer;
 

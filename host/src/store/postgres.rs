@@ -19,10 +19,8 @@ use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 use sqlx::Connection;
 
 use super::group_commit::{answers, BatchWriter, GroupCommit};
-use super::{
-    redact_url, EventId, HeaderValueRepr, Inserted, NewEvent, Store, StoreConfig, StoreError,
-    StoredEvent,
-};
+use super::row::{encode_headers, EventRow};
+use super::{redact_url, EventId, Inserted, NewEvent, Store, StoreConfig, StoreError, StoredEvent};
 
 const BACKEND: &str = "postgres";
 
@@ -134,7 +132,7 @@ impl BatchWriter for PgWriter {
     async fn write_batch(&self, rows: &[NewEvent]) -> Result<Vec<Inserted>, StoreError> {
         let headers = rows
             .iter()
-            .map(encode_headers)
+            .map(|row| encode_headers(BACKEND, row))
             .collect::<Result<Vec<_>, _>>()?;
         let column = |f: fn(&NewEvent) -> &str| rows.iter().map(f).collect::<Vec<_>>();
         let (ids, sources, keys) = (
@@ -205,7 +203,7 @@ impl Store for PostgresStore {
             .fetch_optional(&self.pool)
             .await
             .map_err(db("get event"))?;
-        row.map(EventRow::decode).transpose()
+        row.map(|r| r.decode(BACKEND)).transpose()
     }
 
     async fn find_event_by_key(
@@ -219,7 +217,7 @@ impl Store for PostgresStore {
             .fetch_optional(&self.pool)
             .await
             .map_err(db("find event by key"))?;
-        row.map(EventRow::decode).transpose()
+        row.map(|r| r.decode(BACKEND)).transpose()
     }
 
     async fn count_events(&self) -> Result<u64, StoreError> {
@@ -245,52 +243,5 @@ impl Store for PostgresStore {
     async fn close(&self) {
         self.commits.close().await;
         self.pool.close().await;
-    }
-}
-
-/// JSON text of the header list, as the `headers` column stores it.
-fn encode_headers(row: &NewEvent) -> Result<String, StoreError> {
-    serde_json::to_string(&row.headers).map_err(|e| StoreError::Corrupt {
-        backend: BACKEND,
-        id: row.id.to_string(),
-        reason: format!("headers not encodable as JSON: {e}"),
-    })
-}
-
-/// One `events` row as read.
-#[derive(sqlx::FromRow)]
-struct EventRow {
-    id: String,
-    source: String,
-    idem_key: String,
-    method: String,
-    path: String,
-    headers: String,
-    body: Vec<u8>,
-    received_at_ms: i64,
-    verification: String,
-    status: String,
-}
-
-impl EventRow {
-    fn decode(self) -> Result<StoredEvent, StoreError> {
-        let headers: Vec<(String, HeaderValueRepr)> =
-            serde_json::from_str(&self.headers).map_err(|e| StoreError::Corrupt {
-                backend: BACKEND,
-                id: self.id.clone(),
-                reason: format!("headers are not the expected JSON: {e}"),
-            })?;
-        Ok(StoredEvent {
-            id: EventId::from_string(self.id),
-            source: self.source,
-            idem_key: self.idem_key,
-            method: self.method,
-            path: self.path,
-            headers,
-            body: self.body,
-            received_at_ms: self.received_at_ms,
-            verification: self.verification,
-            status: self.status,
-        })
     }
 }

@@ -18,11 +18,9 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 use sqlx::{ConnectOptions, Connection};
 
 use super::group_commit::GroupCommit;
+use super::row::EventRow;
 use super::sqlite_writer::SqliteWriter;
-use super::{
-    redact_url, EventId, HeaderValueRepr, Inserted, NewEvent, Store, StoreConfig, StoreError,
-    StoredEvent,
-};
+use super::{redact_url, EventId, Inserted, NewEvent, Store, StoreConfig, StoreError, StoredEvent};
 
 const BACKEND: &str = "sqlite";
 
@@ -184,7 +182,7 @@ impl Store for SqliteStore {
             .fetch_optional(&self.reads)
             .await
             .map_err(db("get event"))?;
-        row.map(EventRow::decode).transpose()
+        row.map(|r| r.decode(BACKEND)).transpose()
     }
 
     async fn find_event_by_key(
@@ -198,7 +196,7 @@ impl Store for SqliteStore {
             .fetch_optional(&self.reads)
             .await
             .map_err(db("find event by key"))?;
-        row.map(EventRow::decode).transpose()
+        row.map(|r| r.decode(BACKEND)).transpose()
     }
 
     async fn count_events(&self) -> Result<u64, StoreError> {
@@ -226,52 +224,5 @@ impl Store for SqliteStore {
         self.reads.close().await;
         // Closed last, the writer checkpoints the WAL into the database file.
         self.writer.close().await;
-    }
-}
-
-/// JSON text of the header list, as the `headers` column stores it.
-pub(super) fn encode_headers(row: &NewEvent) -> Result<String, StoreError> {
-    serde_json::to_string(&row.headers).map_err(|e| StoreError::Corrupt {
-        backend: BACKEND,
-        id: row.id.to_string(),
-        reason: format!("headers not encodable as JSON: {e}"),
-    })
-}
-
-/// One `events` row as read.
-#[derive(sqlx::FromRow)]
-struct EventRow {
-    id: String,
-    source: String,
-    idem_key: String,
-    method: String,
-    path: String,
-    headers: String,
-    body: Vec<u8>,
-    received_at_ms: i64,
-    verification: String,
-    status: String,
-}
-
-impl EventRow {
-    fn decode(self) -> Result<StoredEvent, StoreError> {
-        let headers: Vec<(String, HeaderValueRepr)> =
-            serde_json::from_str(&self.headers).map_err(|e| StoreError::Corrupt {
-                backend: BACKEND,
-                id: self.id.clone(),
-                reason: format!("headers are not the expected JSON: {e}"),
-            })?;
-        Ok(StoredEvent {
-            id: EventId::from_string(self.id),
-            source: self.source,
-            idem_key: self.idem_key,
-            method: self.method,
-            path: self.path,
-            headers,
-            body: self.body,
-            received_at_ms: self.received_at_ms,
-            verification: self.verification,
-            status: self.status,
-        })
     }
 }

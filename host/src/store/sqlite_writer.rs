@@ -261,7 +261,7 @@ impl BatchWriter for SqliteWriter {
                     idem_key: row.idem_key.clone(),
                     method: row.method.clone(),
                     path: row.path.clone(),
-                    headers: super::sqlite::encode_headers(row)?,
+                    headers: super::row::encode_headers(BACKEND, row)?,
                     body: row.body.clone(),
                     received_at_ms: row.received_at_ms,
                     verification: row.verification.clone(),
