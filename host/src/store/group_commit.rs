@@ -1,5 +1,5 @@
-//! Group commit: one writer task per store turns concurrent inserts into one
-//! transaction (and so one fsync), then answers every waiter.
+//! Group commit: concurrent inserts share one transaction (and so one
+//! fsync), then every waiter is answered.
 //!
 //! There is no timer. The writer waits for one insert, then takes whatever
 //! else is already queued (up to `max_batch`) and commits it all. While that
@@ -8,17 +8,24 @@
 //! queue is bounded: when it is full an insert fails at once with
 //! [`StoreError::Overloaded`] (the HTTP layer answers 503 + Retry-After)
 //! instead of piling up memory and latency.
+//!
+//! The writer is whoever holds the [`Intake`]: a tokio task for Postgres
+//! ([`GroupCommit::start`] with a [`BatchWriter`]), or the SQLite writer's
+//! own OS thread, which takes batches straight off the queue with
+//! [`Intake::blocking_next_batch`] so no async task sits between the
+//! requests and the database (a hop each way per batch, each a wait for a
+//! busy worker's attention; see `sqlite_writer.rs`).
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use tokio::sync::{mpsc, oneshot};
-use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
+use tokio_util::sync::{CancellationToken, DropGuard};
 
 use super::{EventId, Inserted, NewEvent, StoreError};
 
-/// Batching of the store's writer task (`[store.group_commit]`).
+/// Batching of the store's writer (`[store]` `max_batch`, `queue_capacity`).
 #[derive(Debug, Clone)]
 pub struct GroupCommitConfig {
     /// Most rows committed in one transaction. Bigger batches amortise the
@@ -41,7 +48,7 @@ impl Default for GroupCommitConfig {
     }
 }
 
-/// A backend's way to commit one batch.
+/// A backend that commits batches from an async task.
 #[async_trait::async_trait]
 pub(crate) trait BatchWriter: Send + Sync + 'static {
     /// Inserts `rows` in ONE transaction, skipping rows whose (source,
@@ -86,100 +93,146 @@ pub(crate) fn answers(
         .collect()
 }
 
-/// An insert waiting for the writer, with where to send its answer.
-type Job = (NewEvent, oneshot::Sender<Result<Inserted, StoreError>>);
+/// Where an insert's answer goes.
+type Answer = oneshot::Sender<Result<Inserted, StoreError>>;
 
-/// The queue in front of one writer task.
+/// What the queue carries.
+#[expect(
+    clippy::large_enum_variant,
+    reason = "all but the last message are inserts; boxing would allocate per insert"
+)]
+enum Msg {
+    /// An insert waiting for its batch.
+    Insert(NewEvent, Answer),
+    /// Sent by [`GroupCommit::close`]: take no more, finish what is queued.
+    Stop,
+}
+
+/// The sending side: what the store's `insert_event` and `close` use.
 #[derive(Debug)]
 pub(crate) struct GroupCommit {
-    queue: mpsc::Sender<Job>,
-    /// Tells the writer to stop taking new work once the queue is drained.
-    stop: CancellationToken,
-    /// Holds the writer task so that `close` (possibly called twice) can wait for it.
-    tasks: TaskTracker,
+    queue: mpsc::Sender<Msg>,
+    /// Set by `close`: inserts are refused from then on.
+    closing: AtomicBool,
+    /// Cancelled when the writer has dropped its [`Intake`], i.e. finished.
+    finished: CancellationToken,
 }
 
 impl GroupCommit {
-    /// Spawns the writer task for `writer` (`backend` names it in errors).
+    /// A queue and its receiving end, for a writer that runs its own loop.
+    pub(crate) fn channel(config: &GroupCommitConfig) -> (Self, Intake) {
+        // Zero would panic (channel) or never commit (batch): treat it as 1.
+        let (queue, rx) = mpsc::channel(config.queue_capacity.max(1));
+        let finished = CancellationToken::new();
+        let intake = Intake {
+            rx,
+            max_batch: config.max_batch.max(1),
+            _finished: finished.clone().drop_guard(),
+        };
+        let commits = Self {
+            queue,
+            closing: AtomicBool::new(false),
+            finished,
+        };
+        (commits, intake)
+    }
+
+    /// A queue served by a tokio task that commits through `writer`
+    /// (`backend` names it in errors).
     pub(crate) fn start<W: BatchWriter>(
         writer: Arc<W>,
         backend: &'static str,
         config: &GroupCommitConfig,
     ) -> Self {
-        // Zero would panic (channel) or never commit (batch): treat it as 1.
-        let (queue, rx) = mpsc::channel(config.queue_capacity.max(1));
-        let max_batch = config.max_batch.max(1);
-        let stop = CancellationToken::new();
-        let tasks = TaskTracker::new();
-        tasks.spawn(run_writer(writer, backend, max_batch, rx, stop.clone()));
-        tasks.close();
-        Self { queue, stop, tasks }
+        let (commits, intake) = Self::channel(config);
+        tokio::spawn(run_writer(writer, backend, intake));
+        commits
     }
 
     /// Queues `event` and waits until its batch is committed.
     pub(crate) async fn insert(&self, event: NewEvent) -> Result<Inserted, StoreError> {
+        if self.closing.load(Ordering::Acquire) {
+            return Err(StoreError::Closed);
+        }
         let (answer, answered) = oneshot::channel();
         // try_send, never send().await: waiting for room would only turn
         // overload into unbounded latency; the provider retries a 503.
-        self.queue.try_send((event, answer)).map_err(|e| match e {
-            mpsc::error::TrySendError::Full(_) => StoreError::Overloaded,
-            mpsc::error::TrySendError::Closed(_) => StoreError::Closed,
-        })?;
-        // A dropped sender means the writer task ended without answering (it panicked).
+        self.queue
+            .try_send(Msg::Insert(event, answer))
+            .map_err(|e| match e {
+                mpsc::error::TrySendError::Full(_) => StoreError::Overloaded,
+                mpsc::error::TrySendError::Closed(_) => StoreError::Closed,
+            })?;
+        // A dropped sender means the writer ended without answering (it panicked).
         answered.await.unwrap_or(Err(StoreError::Closed))
     }
 
     /// Whether the writer still accepts inserts.
     pub(crate) fn is_running(&self) -> bool {
-        !self.queue.is_closed() && !self.stop.is_cancelled()
+        !self.closing.load(Ordering::Acquire)
+            && !self.queue.is_closed()
+            && !self.finished.is_cancelled()
     }
 
     /// Stops intake, lets the writer commit everything already queued, and
-    /// waits for it to finish.
+    /// waits for it to finish. Safe to call more than once.
     pub(crate) async fn close(&self) {
-        self.stop.cancel();
-        self.tasks.wait().await;
+        self.closing.store(true, Ordering::Release);
+        // Behind everything queued; an error means the writer is gone already.
+        let _ = self.queue.send(Msg::Stop).await;
+        self.finished.cancelled().await;
     }
 }
 
-/// The writer task: one batch at a time until stopped and drained.
-async fn run_writer<W: BatchWriter>(
-    writer: Arc<W>,
-    backend: &'static str,
+/// The receiving side, held by the writer. Dropping it tells `close` that
+/// the writer has finished.
+#[derive(Debug)]
+pub(crate) struct Intake {
+    rx: mpsc::Receiver<Msg>,
     max_batch: usize,
-    mut rx: mpsc::Receiver<Job>,
-    stop: CancellationToken,
-) {
-    let mut closing = false;
-    loop {
-        let first = tokio::select! {
-            // Queued work first, so a stop never strands an accepted insert.
-            biased;
-            job = rx.recv() => match job {
-                Some(job) => job,
-                // Closed and drained, or every sender dropped.
-                None => break,
-            },
-            () = stop.cancelled(), if !closing => {
-                // Refuse new inserts; recv() still yields what is buffered.
-                rx.close();
-                closing = true;
-                continue;
+    _finished: DropGuard,
+}
+
+impl Intake {
+    /// Waits for the next batch; `None` once stopped and drained.
+    pub(crate) async fn next_batch(&mut self) -> Option<Batch> {
+        loop {
+            match self.rx.recv().await? {
+                Msg::Insert(event, answer) => return Some(self.fill((event, answer))),
+                Msg::Stop => self.rx.close(),
             }
-        };
-        let mut batch = Vec::with_capacity(max_batch.min(rx.len() + 1));
-        batch.push(first);
-        while batch.len() < max_batch {
-            match rx.try_recv() {
-                Ok(job) => batch.push(job),
+        }
+    }
+
+    /// [`Intake::next_batch`] for a writer on its own OS thread (never call
+    /// it on an async runtime's thread: it blocks).
+    pub(crate) fn blocking_next_batch(&mut self) -> Option<Batch> {
+        loop {
+            match self.rx.blocking_recv()? {
+                Msg::Insert(event, answer) => return Some(self.fill((event, answer))),
+                Msg::Stop => self.rx.close(),
+            }
+        }
+    }
+
+    /// A batch of `first` and whatever else is queued already.
+    fn fill(&mut self, first: (NewEvent, Answer)) -> Batch {
+        let mut jobs = Vec::with_capacity(self.max_batch.min(self.rx.len() + 1));
+        jobs.push(first);
+        while jobs.len() < self.max_batch {
+            match self.rx.try_recv() {
+                Ok(Msg::Insert(event, answer)) => jobs.push((event, answer)),
+                // Queued work first: closing keeps what is buffered receivable.
+                Ok(Msg::Stop) => self.rx.close(),
                 Err(_) => break,
             }
         }
-        commit(&*writer, backend, batch).await;
+        Batch::new(jobs)
     }
 }
 
 /// Where a queued insert's answer comes from.
+#[derive(Debug)]
 enum Slot {
     /// It is row `i` of the batch written.
     Own(usize),
@@ -187,74 +240,119 @@ enum Slot {
     SameAs(usize),
 }
 
-/// Commits one batch and answers each waiter.
-async fn commit<W: BatchWriter>(writer: &W, backend: &'static str, batch: Vec<Job>) {
-    let size = batch.len();
-    // A key twice in one batch: the first occurrence is the inserter, later
-    // ones are duplicates of it. Deduplicating here keeps the backends'
-    // statements simple (no row conflicts with another row of the same
-    // statement) and the rule identical on both.
-    let mut rows = Vec::with_capacity(size);
-    let mut slots = Vec::with_capacity(size);
-    let mut waiters = Vec::with_capacity(size);
-    let mut seen: HashMap<(String, String), usize> = HashMap::with_capacity(size);
-    for (event, answer) in batch {
-        waiters.push(answer);
-        let key = (event.source.clone(), event.idem_key.clone());
-        match seen.get(&key) {
-            Some(&first) => slots.push(Slot::SameAs(first)),
-            None => {
-                seen.insert(key, rows.len());
-                slots.push(Slot::Own(rows.len()));
-                rows.push(event);
+/// Inserts to commit together, deduplicated, with their waiters.
+#[derive(Debug)]
+pub(crate) struct Batch {
+    rows: Vec<NewEvent>,
+    slots: Vec<Slot>,
+    waiters: Vec<Answer>,
+}
+
+impl Batch {
+    fn new(jobs: Vec<(NewEvent, Answer)>) -> Self {
+        let size = jobs.len();
+        // A key twice in one batch: the first occurrence is the inserter,
+        // later ones are duplicates of it. Deduplicating here keeps the
+        // backends' statements simple (no row conflicts with another row of
+        // the same statement) and the rule identical on both.
+        let mut rows = Vec::with_capacity(size);
+        let mut slots = Vec::with_capacity(size);
+        let mut waiters = Vec::with_capacity(size);
+        let mut seen: HashMap<(String, String), usize> = HashMap::with_capacity(size);
+        for (event, answer) in jobs {
+            waiters.push(answer);
+            let key = (event.source.clone(), event.idem_key.clone());
+            match seen.get(&key) {
+                Some(&first) => slots.push(Slot::SameAs(first)),
+                None => {
+                    seen.insert(key, rows.len());
+                    slots.push(Slot::Own(rows.len()));
+                    rows.push(event);
+                }
             }
+        }
+        Self {
+            rows,
+            slots,
+            waiters,
         }
     }
 
-    let started = std::time::Instant::now();
-    let written = writer.write_batch(&rows).await;
-    // One line per commit at DEBUG (off by default): batch sizes and commit
-    // times are what to look at when ack latency or throughput disappoints.
-    tracing::debug!(
-        backend,
-        rows = rows.len(),
-        waiters = size,
-        commit_us = started.elapsed().as_micros() as u64,
-        ok = written.is_ok(),
-        "Batch committed."
-    );
-    match written {
-        Ok(results) => {
-            debug_assert_eq!(results.len(), rows.len(), "one result per row");
-            for (slot, answer) in slots.into_iter().zip(waiters) {
-                let result = match slot {
-                    Slot::Own(i) => results.get(i).cloned(),
-                    Slot::SameAs(i) => results.get(i).map(|first| Inserted {
-                        id: first.id.clone(),
-                        duplicate: true,
-                    }),
-                };
-                // A missing result (a backend bug) drops the sender: the
-                // waiter sees Closed rather than a wrong answer. A waiter
-                // that gave up (client gone) is fine: its row is committed.
-                if let Some(result) = result {
-                    let _ = answer.send(Ok(result));
+    /// The rows to write, keys distinct.
+    pub(crate) fn rows(&self) -> &[NewEvent] {
+        &self.rows
+    }
+
+    /// How many inserts wait on this batch.
+    pub(crate) fn waiters(&self) -> usize {
+        self.waiters.len()
+    }
+
+    /// Answers every waiter from the result of writing [`Batch::rows`]: one
+    /// [`Inserted`] per row, in order, or the error that stopped the commit.
+    pub(crate) fn answer(self, backend: &'static str, results: Result<Vec<Inserted>, StoreError>) {
+        match results {
+            Ok(results) => {
+                debug_assert_eq!(results.len(), self.rows.len(), "one result per row");
+                for (slot, answer) in self.slots.into_iter().zip(self.waiters) {
+                    let result = match slot {
+                        Slot::Own(i) => results.get(i).cloned(),
+                        Slot::SameAs(i) => results.get(i).map(|first| Inserted {
+                            id: first.id.clone(),
+                            duplicate: true,
+                        }),
+                    };
+                    // A missing result (a backend bug) drops the sender: the
+                    // waiter sees Closed rather than a wrong answer. A waiter
+                    // that gave up (client gone) is fine: its row is committed.
+                    if let Some(result) = result {
+                        let _ = answer.send(Ok(result));
+                    }
                 }
             }
-            tracing::trace!(backend, rows = size, "Committed batch.");
-        }
-        Err(error) => {
-            // One transaction: nothing of the batch is committed, every
-            // waiter gets the same cause (StoreError is not Clone, hence Arc).
-            let cause = Arc::new(error);
-            for answer in waiters {
-                let _ = answer.send(Err(StoreError::BatchFailed {
-                    backend,
-                    source: Arc::clone(&cause),
-                }));
+            Err(error) => {
+                // One transaction: nothing of the batch is committed (or,
+                // after a failed fsync, nothing is known durable); every
+                // waiter gets the same cause (StoreError is not Clone).
+                let cause = Arc::new(error);
+                for answer in self.waiters {
+                    let _ = answer.send(Err(StoreError::BatchFailed {
+                        backend,
+                        source: Arc::clone(&cause),
+                    }));
+                }
             }
         }
     }
+}
+
+/// The writer task of [`GroupCommit::start`]: one batch at a time until
+/// stopped and drained.
+async fn run_writer<W: BatchWriter>(writer: Arc<W>, backend: &'static str, mut intake: Intake) {
+    while let Some(batch) = intake.next_batch().await {
+        let started = std::time::Instant::now();
+        let written = writer.write_batch(batch.rows()).await;
+        log_commit(backend, &batch, started, written.is_ok());
+        batch.answer(backend, written);
+    }
+}
+
+/// One line per commit at DEBUG (off by default): batch sizes and commit
+/// times are what to look at when ack latency or throughput disappoints.
+pub(crate) fn log_commit(
+    backend: &'static str,
+    batch: &Batch,
+    started: std::time::Instant,
+    ok: bool,
+) {
+    tracing::debug!(
+        backend,
+        rows = batch.rows().len(),
+        waiters = batch.waiters(),
+        commit_us = started.elapsed().as_micros() as u64,
+        ok,
+        "Batch committed."
+    );
 }
 
 #[cfg(test)]
@@ -262,10 +360,10 @@ mod tests {
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::Mutex;
 
-    use bytes::Bytes;
     use tokio::sync::Notify;
 
     use super::*;
+    use crate::store::test_event as event;
 
     /// An in-memory writer that records batch sizes, can be told to fail,
     /// and can hold a batch until released (to make queues fill up).
@@ -310,20 +408,6 @@ mod tests {
                     }
                 })
                 .collect())
-        }
-    }
-
-    fn event(key: &str) -> NewEvent {
-        NewEvent {
-            id: EventId::generate(),
-            source: "s".into(),
-            idem_key: key.into(),
-            method: "POST".into(),
-            path: "/webhooks/s".into(),
-            headers: vec![],
-            body: Bytes::from_static(b"{}"),
-            received_at_ms: 0,
-            verification: "none".into(),
         }
     }
 

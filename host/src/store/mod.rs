@@ -16,6 +16,7 @@ mod postgres;
 mod row;
 mod sqlite;
 mod sqlite_writer;
+mod wal_sync;
 
 pub use group_commit::GroupCommitConfig;
 pub use postgres::PostgresStore;
@@ -167,6 +168,16 @@ pub enum StoreError {
         #[source]
         source: rusqlite::Error,
     },
+    /// An fsync of the SQLite WAL failed. Whether earlier commits reached
+    /// the disk is unknown, so the store refuses every write until restart.
+    #[error("sqlite store: fsync of `{path}` failed; writes are refused until restart")]
+    Fsync {
+        /// The WAL file.
+        path: String,
+        /// The operating system's error (shared by every refused batch).
+        #[source]
+        source: Arc<std::io::Error>,
+    },
     /// Too many inserts are waiting for the writer: shed load.
     #[error("store write queue is full")]
     Overloaded,
@@ -250,6 +261,22 @@ pub fn redact_url(url: &str) -> String {
     match userinfo.split_once(':') {
         Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
         None => url.to_string(),
+    }
+}
+
+/// A minimal event for source `s` under `key`, for unit tests.
+#[cfg(test)]
+pub(crate) fn test_event(key: &str) -> NewEvent {
+    NewEvent {
+        id: EventId::generate(),
+        source: "s".into(),
+        idem_key: key.into(),
+        method: "POST".into(),
+        path: "/webhooks/s".into(),
+        headers: vec![],
+        body: Bytes::from_static(b"{}"),
+        received_at_ms: 0,
+        verification: "none".into(),
     }
 }
 

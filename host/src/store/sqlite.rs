@@ -11,7 +11,6 @@
 use std::fmt;
 use std::path::PathBuf;
 use std::str::FromStr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
@@ -61,7 +60,7 @@ pub struct SqliteStore {
     path: PathBuf,
     synchronous: SqliteSynchronous,
     reads: SqlitePool,
-    writer: Arc<SqliteWriter>,
+    writer: SqliteWriter,
     commits: GroupCommit,
 }
 
@@ -122,12 +121,8 @@ impl SqliteStore {
             .await
             .map_err(db("connect"))?;
 
-        let writer = Arc::new(SqliteWriter::start(
-            &path,
-            config.sqlite_synchronous,
-            BUSY_TIMEOUT,
-        )?);
-        let commits = GroupCommit::start(writer.clone(), BACKEND, &config.group_commit);
+        let (commits, intake) = GroupCommit::channel(&config.group_commit);
+        let writer = SqliteWriter::start(&path, config.sqlite_synchronous, BUSY_TIMEOUT, intake)?;
         Ok(Self {
             path,
             synchronous: config.sqlite_synchronous,
