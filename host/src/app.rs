@@ -12,7 +12,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
-use crate::ingest::{self, IngestState};
+use crate::ingest::{self, IngestState, PeerAddr};
 use crate::store;
 
 /// Runs the router on `listener` until `shutdown` completes.
@@ -35,6 +35,7 @@ pub async fn run(
         } else {
             "http"
         },
+        trusted_proxies: Arc::new(config.server.trusted_proxies.clone()),
     };
     let app: Router = ingest::router(state);
 
@@ -75,14 +76,20 @@ async fn serve(
         Some(tls) => {
             let tls_config = crate::tls::server_config(tls).context("setting up TLS")?;
             let listener = crate::tls::TlsListener::new(listener, tls_config)?;
-            axum::serve(listener, app)
-                .with_graceful_shutdown(signal)
-                .await?;
+            axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<PeerAddr>(),
+            )
+            .with_graceful_shutdown(signal)
+            .await?;
         }
         None => {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(signal)
-                .await?
+            axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<PeerAddr>(),
+            )
+            .with_graceful_shutdown(signal)
+            .await?
         }
     }
     Ok(())

@@ -10,10 +10,11 @@
 //! - [`app`]: wiring, the listener (plain or TLS), graceful shutdown.
 //! - [`cli`]: the `hookyard` command line (`serve`, `check`).
 //!
-//! Around them: [`secret`] (values that never print), [`telemetry`] (logs),
+//! Around them: [`secret`] (values that never print), [`cidr`] (IP allow-lists), [`telemetry`] (logs),
 //! [`tls`] (rustls acceptor), [`shutdown`] (signals).
 
 pub mod app;
+pub mod cidr;
 pub mod cli;
 pub mod config;
 pub mod ingest;

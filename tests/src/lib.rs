@@ -102,7 +102,7 @@ pub fn sqlite_url(dir: &Path) -> String {
 /// The router running inside the test process, on a real socket.
 #[derive(Debug)]
 pub struct InProcess {
-    /// `http://127.0.0.1:PORT`.
+    /// `http://127.0.0.1:PORT` (or the address it was bound to).
     pub url: String,
     /// Where its database and config live.
     pub dir: PathBuf,
@@ -123,10 +123,15 @@ impl InProcess {
 
     /// Starts a router on the given config text (`dir` holds relative files).
     pub async fn start_with(dir: &Path, text: &str) -> Self {
+        Self::start_bound(dir, text, "127.0.0.1:0").await
+    }
+
+    /// [`InProcess::start_with`] on another local address, e.g. `[::1]:0`.
+    pub async fn start_bound(dir: &Path, text: &str, bind: &str) -> Self {
         let path = dir.join("router.toml");
         std::fs::write(&path, text).expect("write config");
         let config = hookyard::config::load(&path).expect("valid test config");
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let listener = TcpListener::bind(bind).await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(hookyard::app::run(config, listener, async {

@@ -27,6 +27,7 @@ pub(super) struct RawServer {
     pub(super) max_body_bytes: u64,
     pub(super) tls: Option<RawTls>,
     pub(super) shutdown_timeout_s: u64,
+    pub(super) trusted_proxies: Vec<String>,
 }
 
 impl Default for RawServer {
@@ -36,6 +37,7 @@ impl Default for RawServer {
             max_body_bytes: 1_048_576,
             tls: None,
             shutdown_timeout_s: 30,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -86,4 +88,6 @@ pub(super) struct RawSource {
     pub(super) encoding: Option<String>,
     pub(super) prefix: Option<String>,
     pub(super) id_header: Option<String>,
+    pub(super) public_url: Option<String>,
+    pub(super) allow_ips: Option<Vec<String>>,
 }

@@ -154,3 +154,53 @@ fn error_messages_users_read() {
     let messages: Vec<String> = cases.iter().map(|c| err(c)).collect();
     insta::assert_snapshot!(messages.join("\n"));
 }
+
+#[test]
+fn allow_lists_trusted_proxies_and_public_urls_are_parsed_and_checked() {
+    let gh = "[sources.gh]\nverify = \"github\"\nsecrets = [\"x\"]\n";
+    let msg = err(&format!(
+        "{gh}allow_ips = [\"10.0.0.0/8\", \"10.0.0.0/33\"]\n"
+    ));
+    assert!(msg.contains("key `sources.gh.allow_ips[1]`"), "{msg}");
+    assert!(msg.contains("`10.0.0.0/33` is neither"), "{msg}");
+    let msg = err(&format!("{gh}allow_ips = []\n"));
+    assert!(
+        msg.contains("key `sources.gh.allow_ips`: expected at least one"),
+        "{msg}"
+    );
+    let msg = err("[server]\ntrusted_proxies = [\"proxy.local\"]\n");
+    assert!(msg.contains("key `server.trusted_proxies[0]`"), "{msg}");
+    for bad in [
+        "hooks.example.com/x",
+        "ftp://h/x",
+        "https://h/x?a=1",
+        "https://h/x#f",
+    ] {
+        let msg = err(&format!("{gh}public_url = \"{bad}\"\n"));
+        assert!(msg.contains("key `sources.gh.public_url`"), "{bad}: {msg}");
+    }
+
+    let text = format!(
+        "[server]\ntrusted_proxies = [\"10.0.0.0/8\"]\n{gh}\
+         allow_ips = [\"192.0.2.0/24\", \"2001:db8::/32\"]\n\
+         public_url = \"https://hooks.example.com/webhooks/gh\"\n"
+    );
+    let config = parse(Path::new("router.toml"), &text, &no_env).unwrap();
+    assert!(config
+        .server
+        .trusted_proxies
+        .contains("10.9.9.9".parse().unwrap()));
+    let source = &config.sources["gh"];
+    let allowed = source.allow_ips.as_ref().unwrap();
+    assert!(allowed.contains("192.0.2.77".parse().unwrap()));
+    assert!(allowed.contains("2001:db8::7".parse().unwrap()));
+    assert!(!allowed.contains("127.0.0.1".parse().unwrap()));
+    assert_eq!(
+        source.public_url.as_deref(),
+        Some("https://hooks.example.com/webhooks/gh")
+    );
+    // Not set: any address, the request's own URL.
+    let config = parse(Path::new("router.toml"), gh, &no_env).unwrap();
+    assert!(config.sources["gh"].allow_ips.is_none());
+    assert!(config.sources["gh"].public_url.is_none());
+}

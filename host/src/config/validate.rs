@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use super::raw::{RawConfig, RawServer, RawSource, RawStore};
 use super::ConfigError;
+use crate::cidr::CidrList;
 use crate::store::{GroupCommitConfig, SqliteSynchronous, StoreConfig};
 use crate::verify::{self, HmacAlgorithm, HmacParams, SignatureEncoding, Verifier, VerifierParams};
 
@@ -36,6 +37,8 @@ pub struct ServerConfig {
     pub tls: Option<TlsConfig>,
     /// How long shutdown waits for in-flight requests.
     pub shutdown_timeout: Duration,
+    /// Peers whose `X-Forwarded-For` names the client (reverse proxies).
+    pub trusted_proxies: CidrList,
 }
 
 /// `[server.tls]`, typed.
@@ -59,6 +62,11 @@ pub struct SourceConfig {
     /// True when a secret came from a `${NAME:-default}` default: the router
     /// warns at start, since such a secret is public in the repository.
     pub uses_dev_default: bool,
+    /// The URL the provider calls (scheme, host, path), when a proxy stands
+    /// between it and us; URL-signing schemes sign this, plus the query.
+    pub public_url: Option<String>,
+    /// Only these client addresses may post to this source (others: 403).
+    pub allow_ips: Option<CidrList>,
 }
 
 pub(super) fn validate(
@@ -113,12 +121,38 @@ fn validate_server(raw: RawServer, invalid: &Invalid<'_>) -> Result<ServerConfig
         cert: t.cert.into(),
         key: t.key.into(),
     });
+    let trusted_proxies = cidr_list("server.trusted_proxies", &raw.trusted_proxies, invalid)?;
     Ok(ServerConfig {
         listen,
         max_body_bytes,
         tls,
         shutdown_timeout: Duration::from_secs(raw.shutdown_timeout_s),
+        trusted_proxies,
     })
+}
+
+/// Parses a list of CIDRs at `key`, naming the bad entry on error.
+fn cidr_list(
+    key: &str,
+    entries: &[String],
+    invalid: &Invalid<'_>,
+) -> Result<CidrList, ConfigError> {
+    CidrList::parse(entries).map_err(|(i, reason)| invalid(format!("{key}[{i}]"), reason))
+}
+
+/// `public_url`: an absolute http(s) URL without query or fragment (the
+/// query of each request is appended to it).
+fn public_url(key: String, raw: String, invalid: &Invalid<'_>) -> Result<String, ConfigError> {
+    let expected = || {
+        "an absolute http(s) URL without query, such as \"https://hooks.example.com/webhooks/twilio\""
+            .to_string()
+    };
+    let uri: http::Uri = raw.parse().map_err(|_| invalid(key.clone(), expected()))?;
+    let scheme_ok = matches!(uri.scheme_str(), Some("http" | "https"));
+    if !scheme_ok || uri.authority().is_none() || uri.query().is_some() || raw.contains('#') {
+        return Err(invalid(key, expected()));
+    }
+    Ok(raw.trim_end_matches('?').to_string())
 }
 
 fn validate_store(raw: RawStore, invalid: &Invalid<'_>) -> Result<StoreConfig, ConfigError> {
@@ -248,11 +282,27 @@ fn validate_source(
             source,
         }
     })?;
+    let public_url = raw
+        .public_url
+        .map(|url| public_url(key("public_url"), url, invalid))
+        .transpose()?;
+    let allow_ips = match raw.allow_ips {
+        None => None,
+        Some(list) if list.is_empty() => {
+            return Err(invalid(
+                key("allow_ips"),
+                "at least one address or CIDR (leave the key out to accept any address)".into(),
+            ))
+        }
+        Some(list) => Some(cidr_list(&key("allow_ips"), &list, invalid)?),
+    };
     Ok(SourceConfig {
         name: name.to_string(),
         preset: preset_name,
         verifier,
         uses_dev_default,
+        public_url,
+        allow_ips,
     })
 }
 

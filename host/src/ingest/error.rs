@@ -20,6 +20,9 @@ pub enum IngestError {
     /// No `[sources.NAME]` for the path's source.
     #[error("unknown source `{0}`")]
     UnknownSource(String),
+    /// The client's address is not in the source's `allow_ips`.
+    #[error("requests from {0} are not accepted for this source")]
+    IpNotAllowed(String),
     /// The body exceeds `server.max_body_bytes`.
     #[error("body exceeds the limit of {limit} bytes")]
     BodyTooLarge {
@@ -71,6 +74,7 @@ impl IngestError {
         match self {
             Self::UnknownSource(_) => (StatusCode::NOT_FOUND, "unknown_source"),
             Self::NotFound => (StatusCode::NOT_FOUND, "not_found"),
+            Self::IpNotAllowed(_) => (StatusCode::FORBIDDEN, "ip_not_allowed"),
             Self::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             Self::BodyTooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "body_too_large"),
             Self::BodyRead(_) => (StatusCode::BAD_REQUEST, "body_unreadable"),

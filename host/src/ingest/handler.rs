@@ -3,13 +3,14 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::{ConnectInfo, Path, State};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use http::{HeaderMap, Method, Uri};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+use super::client_ip::{client_ip, PeerAddr};
 use super::extract::{raw_body, stored_headers};
 use super::log::Outcome;
 use super::{IngestError, IngestState};
@@ -26,6 +27,7 @@ struct Ack {
 /// `POST /webhooks/{source}`.
 pub(super) async fn receive(
     State(state): State<IngestState>,
+    ConnectInfo(peer): ConnectInfo<PeerAddr>,
     Path(source): Path<String>,
     method: Method,
     uri: Uri,
@@ -37,6 +39,18 @@ pub(super) async fn receive(
         .sources
         .get(&source)
         .ok_or_else(|| IngestError::UnknownSource(source.clone()))?;
+    // Before any other work, the body included.
+    if let Some(allowed) = &source_config.allow_ips {
+        match client_ip(peer.0.ip(), &headers, &state.trusted_proxies) {
+            Some(ip) if allowed.contains(ip) => {}
+            Some(ip) => return Err(IngestError::IpNotAllowed(ip.to_string())),
+            None => {
+                return Err(IngestError::IpNotAllowed(
+                    "an unreadable X-Forwarded-For".into(),
+                ))
+            }
+        }
+    }
     let body = raw_body(&headers, body, state.max_body_bytes).await?;
 
     let now = SystemTime::now()
@@ -45,13 +59,12 @@ pub(super) async fn receive(
     let path = uri
         .path_and_query()
         .map_or_else(|| uri.path().to_string(), |p| p.to_string());
-    // HTTP/1.1 names the host in `Host`; HTTP/2 in the `:authority` pseudo-header.
-    let host = headers
-        .get(http::header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .or_else(|| uri.authority().map(|a| a.as_str()))
-        .unwrap_or("");
-    let url = format!("{}://{host}{path}", state.scheme);
+    let url = signed_url(
+        source_config.public_url.as_deref(),
+        state.scheme,
+        &headers,
+        &uri,
+    );
     let request = Unverified {
         method: &method,
         url: &url,
@@ -92,4 +105,59 @@ pub(super) async fn receive(
     .into_response();
     response.extensions_mut().insert(outcome);
     Ok(response)
+}
+
+/// The URL a URL-signing provider signed: the source's `public_url` with
+/// this request's query appended when configured (a proxy in front changes
+/// scheme, host or path), else the URL this request was sent to.
+fn signed_url(public_url: Option<&str>, scheme: &str, headers: &HeaderMap, uri: &Uri) -> String {
+    if let Some(base) = public_url {
+        return match uri.query() {
+            Some(query) => format!("{base}?{query}"),
+            None => base.to_string(),
+        };
+    }
+    let path = uri.path_and_query().map_or(uri.path(), |p| p.as_str());
+    // HTTP/1.1 names the host in `Host`; HTTP/2 in the `:authority` pseudo-header.
+    let host = headers
+        .get(http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| uri.authority().map(|a| a.as_str()))
+        .unwrap_or("");
+    format!("{scheme}://{host}{path}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_signed_url_is_the_public_url_plus_the_query_else_the_request_url() {
+        let uri: Uri = "/webhooks/twilio?foo=1&bar=2".parse().unwrap();
+        let mut headers = HeaderMap::new();
+        headers.insert(http::header::HOST, "127.0.0.1:8080".parse().unwrap());
+        assert_eq!(
+            signed_url(
+                Some("https://hooks.example.com/twilio"),
+                "http",
+                &headers,
+                &uri
+            ),
+            "https://hooks.example.com/twilio?foo=1&bar=2"
+        );
+        assert_eq!(
+            signed_url(None, "http", &headers, &uri),
+            "http://127.0.0.1:8080/webhooks/twilio?foo=1&bar=2"
+        );
+        let bare: Uri = "/webhooks/square".parse().unwrap();
+        assert_eq!(
+            signed_url(
+                Some("https://hooks.example.com/square"),
+                "http",
+                &headers,
+                &bare
+            ),
+            "https://hooks.example.com/square"
+        );
+    }
 }

@@ -8,14 +8,17 @@ use std::sync::Arc;
 use axum::routing::post;
 use axum::Router;
 
+use crate::cidr::CidrList;
 use crate::config::SourceConfig;
 use crate::store::Store;
 
+mod client_ip;
 mod error;
 mod extract;
 mod handler;
 mod log;
 
+pub use client_ip::PeerAddr;
 pub use error::IngestError;
 
 /// What the receive path needs, shared by every request.
@@ -29,9 +32,13 @@ pub struct IngestState {
     pub max_body_bytes: usize,
     /// `"https"` when serving TLS: part of the URL that URL-signing schemes sign.
     pub scheme: &'static str,
+    /// Peers whose `X-Forwarded-For` names the client.
+    pub trusted_proxies: Arc<CidrList>,
 }
 
-/// The ingest routes with their per-request log line.
+/// The ingest routes with their per-request log line. Serve them with
+/// `into_make_service_with_connect_info::<PeerAddr>()`: the handler needs
+/// the peer address for `allow_ips`.
 pub fn router(state: IngestState) -> Router {
     Router::new()
         .route("/webhooks/{source}", post(handler::receive))
