@@ -46,6 +46,14 @@ pub async fn run(
         stop.cancel();
     });
 
+    // Retention runs beside ingest and stops with it (a purge in progress
+    // finishes its current chunk's statement first).
+    let purges = tokio::spawn(store::run_purges(
+        store.clone(),
+        config.store.retention.clone(),
+        token.clone(),
+    ));
+
     let served = serve(&config, listener, app, token.clone());
     let deadline = async {
         token.cancelled().await;
@@ -58,6 +66,8 @@ pub async fn run(
             "Shutdown deadline passed with requests still open; closing."
         ),
     }
+    token.cancel();
+    let _ = purges.await;
     // Every acknowledged request has committed; this commits whatever an
     // unacknowledged one left queued and closes the connections cleanly.
     store.close().await;

@@ -7,5 +7,6 @@ mod durability;
 mod errors;
 mod ingest;
 mod postgres;
+mod retention;
 mod shutdown;
 mod tls;

@@ -175,6 +175,7 @@ pub async fn open_store(url: &str) -> Arc<dyn hookyard::store::Store> {
         url: url.to_string(),
         sqlite_synchronous: Default::default(),
         group_commit: Default::default(),
+        retention: Default::default(),
     };
     hookyard::store::open(&config).await.expect("open store")
 }

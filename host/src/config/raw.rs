@@ -58,6 +58,9 @@ pub(super) struct RawStore {
     pub(super) synchronous: String,
     pub(super) max_batch: usize,
     pub(super) queue_capacity: usize,
+    pub(super) body_retention_days: u64,
+    pub(super) key_retention_days: u64,
+    pub(super) purge_interval_s: u64,
 }
 
 impl Default for RawStore {
@@ -67,6 +70,9 @@ impl Default for RawStore {
             synchronous: "full".into(),
             max_batch: 256,
             queue_capacity: 4096,
+            body_retention_days: 30,
+            key_retention_days: 365,
+            purge_interval_s: 3600,
         }
     }
 }

@@ -204,3 +204,23 @@ fn allow_lists_trusted_proxies_and_public_urls_are_parsed_and_checked() {
     assert!(config.sources["gh"].allow_ips.is_none());
     assert!(config.sources["gh"].public_url.is_none());
 }
+
+#[test]
+fn keys_must_outlive_bodies() {
+    let msg = err("[store]\nbody_retention_days = 30\nkey_retention_days = 7\n");
+    assert!(msg.contains("key `store.key_retention_days`"), "{msg}");
+    let msg = err("[store]\nbody_retention_days = 0\nkey_retention_days = 7\n");
+    assert!(msg.contains("key `store.key_retention_days`"), "{msg}");
+    assert!(err("[store]\npurge_interval_s = 0\n").contains("key `store.purge_interval_s`"));
+    let forever = "[store]\nbody_retention_days = 0\nkey_retention_days = 0\n";
+    let config = parse(Path::new("router.toml"), forever, &no_env).unwrap();
+    assert_eq!(
+        (config.store.retention.bodies, config.store.retention.keys),
+        (None, None)
+    );
+    let defaults = parse(Path::new("router.toml"), "", &no_env).unwrap();
+    assert_eq!(
+        defaults.store.retention.keys,
+        Some(std::time::Duration::from_secs(365 * 86_400))
+    );
+}

@@ -10,7 +10,7 @@ use std::time::Duration;
 use super::raw::{RawConfig, RawServer, RawSource, RawStore};
 use super::ConfigError;
 use crate::cidr::CidrList;
-use crate::store::{GroupCommitConfig, SqliteSynchronous, StoreConfig};
+use crate::store::{GroupCommitConfig, Retention, SqliteSynchronous, StoreConfig};
 use crate::verify::{self, HmacAlgorithm, HmacParams, SignatureEncoding, Verifier, VerifierParams};
 
 /// A validated configuration.
@@ -177,13 +177,45 @@ fn validate_store(raw: RawStore, invalid: &Invalid<'_>) -> Result<StoreConfig, C
     if raw.queue_capacity == 0 {
         return Err(invalid("store.queue_capacity".into(), "at least 1".into()));
     }
+    let retention = retention(&raw, invalid)?;
     Ok(StoreConfig {
+        retention,
         url: raw.url,
         sqlite_synchronous,
         group_commit: GroupCommitConfig {
             max_batch: raw.max_batch,
             queue_capacity: raw.queue_capacity,
         },
+    })
+}
+
+/// `body_retention_days`, `key_retention_days` (0 = forever), `purge_interval_s`.
+fn retention(raw: &RawStore, invalid: &Invalid<'_>) -> Result<Retention, ConfigError> {
+    let days = |n: u64| (n > 0).then(|| Duration::from_secs(n.saturating_mul(86_400)));
+    let (bodies, keys) = (days(raw.body_retention_days), days(raw.key_retention_days));
+    // Keys must outlive bodies, or purging a body could turn a replay of
+    // its delivery into a new event.
+    let keys_outlive_bodies = match (bodies, keys) {
+        (_, None) => true,
+        (None, Some(_)) => false,
+        (Some(b), Some(k)) => k >= b,
+    };
+    if !keys_outlive_bodies {
+        return Err(invalid(
+            "store.key_retention_days".into(),
+            "0 (forever) or at least store.body_retention_days: idempotency keys must outlive the bodies".into(),
+        ));
+    }
+    if raw.purge_interval_s == 0 {
+        return Err(invalid(
+            "store.purge_interval_s".into(),
+            "at least 1".into(),
+        ));
+    }
+    Ok(Retention {
+        bodies,
+        keys,
+        interval: Duration::from_secs(raw.purge_interval_s),
     })
 }
 

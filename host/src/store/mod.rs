@@ -13,13 +13,16 @@ use serde::{Deserialize, Serialize};
 
 mod group_commit;
 mod postgres;
+mod retention;
 mod row;
 mod sqlite;
+mod sqlite_purge;
 mod sqlite_writer;
 mod wal_sync;
 
 pub use group_commit::GroupCommitConfig;
 pub use postgres::PostgresStore;
+pub use retention::{run_purges, Cutoffs, Purged, Retention};
 pub use sqlite::{SqliteStore, SqliteSynchronous};
 
 /// An event's id: `evt_` followed by a ULID (sortable by receive time).
@@ -116,6 +119,8 @@ pub struct StoredEvent {
     pub verification: String,
     /// Processing status (`received` until the plugin stage exists).
     pub status: String,
+    /// When retention dropped the body and headers (then empty); `None` while kept.
+    pub body_purged_at_ms: Option<i64>,
 }
 
 /// Why a storage operation failed.
@@ -219,6 +224,12 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// Checks the database answers (readiness).
     async fn ping(&self) -> Result<(), StoreError>;
 
+    /// Retention: empties body and headers of events received before
+    /// `cutoffs.bodies_before_ms` (the row, id and key stay, so a replay is
+    /// still a duplicate) and deletes events received before
+    /// `cutoffs.rows_before_ms`. Works in short transactions beside ingest.
+    async fn purge(&self, cutoffs: Cutoffs) -> Result<Purged, StoreError>;
+
     /// Stops accepting inserts, commits what is queued, closes connections.
     async fn close(&self);
 }
@@ -232,6 +243,8 @@ pub struct StoreConfig {
     pub sqlite_synchronous: SqliteSynchronous,
     /// Batching of the writer.
     pub group_commit: GroupCommitConfig,
+    /// How long bodies and keys are kept.
+    pub retention: Retention,
 }
 
 /// Opens the store the URL names, creating the database file (SQLite) and

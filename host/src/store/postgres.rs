@@ -19,8 +19,12 @@ use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 use sqlx::Connection;
 
 use super::group_commit::{answers, BatchWriter, GroupCommit};
+use super::retention::PURGE_CHUNK;
 use super::row::{encode_headers, EventRow};
-use super::{redact_url, EventId, Inserted, NewEvent, Store, StoreConfig, StoreError, StoredEvent};
+use super::{
+    redact_url, Cutoffs, EventId, Inserted, NewEvent, Purged, Store, StoreConfig, StoreError,
+    StoredEvent,
+};
 
 const BACKEND: &str = "postgres";
 
@@ -50,12 +54,27 @@ const SELECT_EXISTING: &str = "\
 
 /// Reads one event by id.
 const GET_EVENT: &str = "SELECT id, source, idem_key, method, path, headers, body, \
-                         received_at_ms, verification, status FROM events WHERE id = $1";
+                         received_at_ms, verification, status, body_purged_at_ms FROM events WHERE id = $1";
 
 /// Reads one event by (source, idem_key).
 const FIND_EVENT: &str = "SELECT id, source, idem_key, method, path, headers, body, \
-                          received_at_ms, verification, status FROM events \
+                          received_at_ms, verification, status, body_purged_at_ms FROM events \
                           WHERE source = $1 AND idem_key = $2";
+
+/// Retention, a chunk at a time: drop body and headers, keep id and key.
+/// SKIP LOCKED: several routers on one database purge without waiting on
+/// each other (or on ingest).
+const PURGE_BODIES: &str = "\
+    UPDATE events SET body = ''::bytea, headers = '[]', body_purged_at_ms = $1 \
+    WHERE id IN (SELECT id FROM events \
+                 WHERE received_at_ms < $2 AND body_purged_at_ms IS NULL \
+                 ORDER BY received_at_ms LIMIT $3 FOR UPDATE SKIP LOCKED)";
+
+/// Retention, a chunk at a time: the rows, and with them the keys.
+const PURGE_ROWS: &str = "\
+    DELETE FROM events \
+    WHERE id IN (SELECT id FROM events WHERE received_at_ms < $1 \
+                 ORDER BY received_at_ms LIMIT $2 FOR UPDATE SKIP LOCKED)";
 
 /// A Postgres database behind the [`Store`] trait.
 pub struct PostgresStore {
@@ -119,6 +138,32 @@ fn db(op: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
         backend: BACKEND,
         op,
         source,
+    }
+}
+
+impl PostgresStore {
+    /// Runs `sql` with `binds` and then the chunk size as its last
+    /// parameter until it changes fewer rows than a chunk; returns the total.
+    async fn in_chunks(
+        &self,
+        op: &'static str,
+        sql: &'static str,
+        binds: &[i64],
+    ) -> Result<u64, StoreError> {
+        let mut total = 0;
+        loop {
+            let query = binds.iter().fold(sqlx::query(sql), |q, b| q.bind(*b));
+            let done = query
+                .bind(PURGE_CHUNK)
+                .execute(&self.pool)
+                .await
+                .map_err(db(op))?
+                .rows_affected();
+            total += done;
+            if done < PURGE_CHUNK as u64 {
+                return Ok(total);
+            }
+        }
     }
 }
 
@@ -238,6 +283,19 @@ impl Store for PostgresStore {
             .await
             .map_err(db("ping"))?;
         Ok(())
+    }
+
+    async fn purge(&self, cutoffs: Cutoffs) -> Result<Purged, StoreError> {
+        let mut purged = Purged::default();
+        if let Some(before) = cutoffs.bodies_before_ms {
+            purged.bodies = self
+                .in_chunks("purge bodies", PURGE_BODIES, &[cutoffs.now_ms, before])
+                .await?;
+        }
+        if let Some(before) = cutoffs.rows_before_ms {
+            purged.rows = self.in_chunks("purge rows", PURGE_ROWS, &[before]).await?;
+        }
+        Ok(purged)
     }
 
     async fn close(&self) {

@@ -26,6 +26,7 @@ pub(super) struct EventRow {
     received_at_ms: i64,
     verification: String,
     status: String,
+    body_purged_at_ms: Option<i64>,
 }
 
 impl EventRow {
@@ -48,6 +49,7 @@ impl EventRow {
             received_at_ms: self.received_at_ms,
             verification: self.verification,
             status: self.status,
+            body_purged_at_ms: self.body_purged_at_ms,
         })
     }
 }

@@ -19,7 +19,10 @@ use sqlx::{ConnectOptions, Connection};
 use super::group_commit::GroupCommit;
 use super::row::EventRow;
 use super::sqlite_writer::SqliteWriter;
-use super::{redact_url, EventId, Inserted, NewEvent, Store, StoreConfig, StoreError, StoredEvent};
+use super::{
+    redact_url, Cutoffs, EventId, Inserted, NewEvent, Purged, Store, StoreConfig, StoreError,
+    StoredEvent,
+};
 
 const BACKEND: &str = "sqlite";
 
@@ -158,11 +161,11 @@ fn db(op: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
 
 /// Reads one event by id.
 const GET_EVENT: &str = "SELECT id, source, idem_key, method, path, headers, body, \
-                         received_at_ms, verification, status FROM events WHERE id = ?";
+                         received_at_ms, verification, status, body_purged_at_ms FROM events WHERE id = ?";
 
 /// Reads one event by (source, idem_key).
 const FIND_EVENT: &str = "SELECT id, source, idem_key, method, path, headers, body, \
-                          received_at_ms, verification, status FROM events \
+                          received_at_ms, verification, status, body_purged_at_ms FROM events \
                           WHERE source = ? AND idem_key = ?";
 
 #[async_trait::async_trait]
@@ -212,6 +215,15 @@ impl Store for SqliteStore {
             .await
             .map_err(db("ping"))?;
         Ok(())
+    }
+
+    async fn purge(&self, cutoffs: Cutoffs) -> Result<Purged, StoreError> {
+        let path = self.path.clone();
+        tokio::task::spawn_blocking(move || {
+            super::sqlite_purge::purge(&path, cutoffs, BUSY_TIMEOUT)
+        })
+        .await
+        .map_err(|_| StoreError::Closed)?
     }
 
     async fn close(&self) {

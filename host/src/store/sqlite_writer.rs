@@ -104,7 +104,7 @@ impl std::fmt::Debug for SqliteWriter {
 }
 
 /// Maps a rusqlite error for operation `op`.
-fn sqlite(op: &'static str) -> impl FnOnce(rusqlite::Error) -> StoreError {
+pub(super) fn sqlite(op: &'static str) -> impl FnOnce(rusqlite::Error) -> StoreError {
     move |source| StoreError::Sqlite { op, source }
 }
 

@@ -17,8 +17,8 @@ use sqlx::{Connection, PgConnection};
 use tempfile::TempDir;
 
 use super::{
-    open, redact_url, EventId, GroupCommitConfig, HeaderValueRepr, NewEvent, SqliteSynchronous,
-    Store, StoreConfig, StoreError,
+    open, redact_url, Cutoffs, EventId, GroupCommitConfig, HeaderValueRepr, NewEvent, Purged,
+    Retention, SqliteSynchronous, Store, StoreConfig, StoreError,
 };
 
 /// The Postgres server the tests create their databases on.
@@ -81,6 +81,7 @@ impl TestDb {
             url: self.url.clone(),
             sqlite_synchronous: SqliteSynchronous::Full,
             group_commit,
+            retention: Retention::default(),
         }
     }
 
@@ -176,6 +177,7 @@ suite! {
     "current_thread" a_full_queue_sheds_load;
     "multi_thread" find_event_by_key_finds_the_stored_event;
     "multi_thread" ping_answers_until_closed;
+    "multi_thread" purged_bodies_keep_their_keys_until_key_retention;
 }
 
 fn event(source: &str, key: &str) -> NewEvent {
@@ -444,6 +446,7 @@ async fn in_memory_sqlite_is_refused() {
         url: "sqlite::memory:".into(),
         sqlite_synchronous: SqliteSynchronous::Full,
         group_commit: GroupCommitConfig::default(),
+        retention: Retention::default(),
     };
     assert!(matches!(open(&config).await, Err(StoreError::Open { .. })));
 }
@@ -455,6 +458,7 @@ async fn postgres_errors_never_show_the_password() {
         url: "postgres://user:hunter2@127.0.0.1:1/db".into(),
         sqlite_synchronous: SqliteSynchronous::Full,
         group_commit: GroupCommitConfig::default(),
+        retention: Retention::default(),
     };
     let error = open(&config).await.unwrap_err();
     let mut chain = format!("{error} {error:?}");
@@ -506,4 +510,58 @@ async fn timing_sqlite_1000_concurrent_inserts() {
 #[ignore = "timing, run by hand"]
 async fn timing_postgres_1000_concurrent_inserts() {
     time_concurrent_inserts(Backend::Postgres).await;
+}
+
+/// Retention drops the raw request first and the key (the row) later: a
+/// replay of a purged event is still a duplicate until its row is gone.
+async fn purged_bodies_keep_their_keys_until_key_retention(db: TestDb) {
+    let store = db.open().await;
+    let mut old = event("github", "old-delivery");
+    old.received_at_ms = 1_000;
+    let mut recent = event("github", "recent-delivery");
+    recent.received_at_ms = 5_000;
+    let old_id = store.insert_event(old.clone()).await.unwrap().id;
+    let recent_id = store.insert_event(recent).await.unwrap().id;
+
+    let bodies_only = Cutoffs {
+        now_ms: 9_000,
+        bodies_before_ms: Some(2_000),
+        rows_before_ms: None,
+    };
+    assert_eq!(
+        store.purge(bodies_only).await.unwrap(),
+        Purged { bodies: 1, rows: 0 }
+    );
+    let purged = store.get_event(&old_id).await.unwrap().expect("row kept");
+    assert!(purged.body.is_empty() && purged.headers.is_empty());
+    assert_eq!(purged.body_purged_at_ms, Some(9_000));
+    assert_eq!(
+        (purged.source.as_str(), purged.idem_key.as_str()),
+        ("github", "old-delivery")
+    );
+    let kept = store.get_event(&recent_id).await.unwrap().unwrap();
+    assert!(!kept.body.is_empty());
+    assert_eq!(kept.body_purged_at_ms, None);
+    // Purging again finds nothing new.
+    assert_eq!(store.purge(bodies_only).await.unwrap(), Purged::default());
+
+    let mut replay = old.clone();
+    replay.id = EventId::generate();
+    let again = store.insert_event(replay.clone()).await.unwrap();
+    assert_eq!((again.id, again.duplicate), (old_id.clone(), true));
+
+    let keys_too = Cutoffs {
+        rows_before_ms: Some(2_000),
+        ..bodies_only
+    };
+    assert_eq!(
+        store.purge(keys_too).await.unwrap(),
+        Purged { bodies: 0, rows: 1 }
+    );
+    assert!(store.get_event(&old_id).await.unwrap().is_none());
+    assert!(store.get_event(&recent_id).await.unwrap().is_some());
+    // Past key retention the same delivery is new again (documented).
+    let after = store.insert_event(replay).await.unwrap();
+    assert!(!after.duplicate);
+    store.close().await;
 }
