@@ -5,6 +5,7 @@ mod allow_ips;
 mod cli;
 mod durability;
 mod errors;
+mod handshakes;
 mod ingest;
 mod postgres;
 mod retention;

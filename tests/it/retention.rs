@@ -2,8 +2,8 @@
 //! keeps its idempotency key, so the same delivery is a duplicate.
 
 use hookyard::store::Cutoffs;
-use hookyard_tests::sign::{self, with_headers};
-use hookyard_tests::{client, open_store, secrets, sqlite_url, InProcess};
+use hookyard_tests::sign;
+use hookyard_tests::{open_store, post, secrets, sqlite_url, InProcess};
 use serde_json::Value;
 
 #[tokio::test]
@@ -12,11 +12,7 @@ async fn a_replay_after_the_body_was_purged_is_still_a_duplicate() {
     let body = br#"{"zen":"replay me"}"#.to_vec();
     let headers = sign::github(secrets::GITHUB, "delivery-replay-1", &body);
     let send = || async {
-        let resp = with_headers(client().post(router.webhook("github")), &headers)
-            .body(body.clone())
-            .send()
-            .await
-            .unwrap();
+        let resp = post(&router.webhook("github"), &headers, &body).await;
         assert_eq!(resp.status(), 200);
         resp.json::<Value>().await.unwrap()
     };

@@ -179,3 +179,12 @@ pub async fn open_store(url: &str) -> Arc<dyn hookyard::store::Store> {
     };
     hookyard::store::open(&config).await.expect("open store")
 }
+
+/// POSTs `body` with `headers` to `url` with the test [`client`].
+pub async fn post(url: &str, headers: &sign::Headers, body: &[u8]) -> reqwest::Response {
+    sign::with_headers(client().post(url), headers)
+        .body(body.to_vec())
+        .send()
+        .await
+        .expect("send")
+}

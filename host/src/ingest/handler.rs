@@ -12,7 +12,7 @@ use sha2::{Digest, Sha256};
 
 use super::client_ip::{client_ip, PeerAddr};
 use super::extract::{raw_body, stored_headers};
-use super::log::Outcome;
+use super::log::{HandshakeAnswered, Outcome};
 use super::{IngestError, IngestState};
 use crate::store::{EventId, NewEvent};
 use crate::verify::Unverified;
@@ -76,6 +76,17 @@ pub(super) async fn receive(
     let verified = source_config
         .verifier
         .verify(&request, now.as_secs() as i64)?;
+    // A provider checking the endpoint gets the router's own answer; only
+    // a verified check is answered, and none is stored.
+    if let Some(handshake) = source_config.verifier.handshake(&request) {
+        let mut response = (
+            [(http::header::CONTENT_TYPE, handshake.content_type)],
+            handshake.body,
+        )
+            .into_response();
+        response.extensions_mut().insert(HandshakeAnswered);
+        return Ok(response);
+    }
 
     let idem_key = match verified.provider_id {
         Some(id) => id,

@@ -1,5 +1,6 @@
 //! One log line per webhook request: source, status, event id, duplicate
-//! flag and latency. Internal faults are logged here, once, with their chain.
+//! flag and latency (or the refusal's code, or that a handshake was
+//! answered). Internal faults are logged here, once, with their chain.
 
 use std::time::Instant;
 
@@ -16,6 +17,10 @@ pub(super) struct Outcome {
     pub(super) event_id: EventId,
     pub(super) duplicate: bool,
 }
+
+/// Marks a response as the answer to a provider's endpoint check.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct HandshakeAnswered;
 
 /// Middleware: times the request and logs its outcome.
 pub(super) async fn log_request(request: Request, next: Next) -> Response {
@@ -39,6 +44,8 @@ pub(super) async fn log_request(request: Request, next: Next) -> Response {
             %source, status, event_id = %outcome.event_id, duplicate = outcome.duplicate,
             latency_us, "Webhook acknowledged."
         );
+    } else if response.extensions().get::<HandshakeAnswered>().is_some() {
+        tracing::info!(%source, status, latency_us, "Handshake answered; nothing stored.");
     } else {
         let code = response.extensions().get::<Refused>().map_or("", |r| r.0);
         tracing::info!(%source, status, code, latency_us, "Webhook refused.");

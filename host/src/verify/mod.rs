@@ -83,6 +83,24 @@ pub enum VerifyError {
 pub trait Verifier: Send + Sync + std::fmt::Debug {
     /// Checks `req` as of `now_unix` (seconds since the epoch).
     fn verify(&self, req: &Unverified<'_>, now_unix: i64) -> Result<Verified, VerifyError>;
+
+    /// The router's own answer when `req` is the provider checking the
+    /// endpoint (Slack `url_verification`, Twitch callback verification,
+    /// ...) rather than an event: sent instead of storing anything. Called
+    /// only after [`Verifier::verify`] accepted `req`. Most schemes have none.
+    fn handshake(&self, req: &Unverified<'_>) -> Option<Handshake> {
+        let _ = req;
+        None
+    }
+}
+
+/// An answer to a provider's endpoint check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Handshake {
+    /// The answer's `Content-Type`.
+    pub content_type: &'static str,
+    /// The answer's body.
+    pub body: Vec<u8>,
 }
 
 /// The per-source settings a verifier is built from (already read from

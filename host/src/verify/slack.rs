@@ -6,6 +6,9 @@
 //! secret may match). It has no delivery id header, so the caller
 //! deduplicates on the body's digest; the signed timestamp and a symmetric
 //! five-minute window (as `slack_sdk` applies with `abs()`) bound replays.
+//!
+//! Handshake: the Events API's signed `url_verification` request is
+//! answered with its `challenge` and not stored.
 
 use std::sync::Arc;
 
@@ -14,7 +17,8 @@ use sha2::Sha256;
 
 use super::{
     check_window, decode_signature, malformed, parse_unix_seconds, required_header, BuildError,
-    MacKeys, SignatureEncoding, Unverified, Verified, Verifier, VerifierParams, VerifyError,
+    Handshake, MacKeys, SignatureEncoding, Unverified, Verified, Verifier, VerifierParams,
+    VerifyError,
 };
 
 const PRESET: &str = "slack";
@@ -55,6 +59,27 @@ impl Verifier for Slack {
         Ok(Verified {
             scheme: PRESET,
             provider_id: None,
+        })
+    }
+
+    /// Events API `url_verification`: echo `challenge` as JSON.
+    fn handshake(&self, req: &Unverified<'_>) -> Option<Handshake> {
+        #[derive(serde::Deserialize)]
+        struct UrlVerification {
+            #[serde(rename = "type")]
+            kind: String,
+            challenge: String,
+        }
+        // Slash commands and interactivity post forms; only the Events API
+        // posts JSON, so anything that does not parse is an ordinary event.
+        let check: UrlVerification = serde_json::from_slice(req.body).ok()?;
+        if check.kind != "url_verification" {
+            return None;
+        }
+        let body = serde_json::to_vec(&serde_json::json!({ "challenge": check.challenge })).ok()?;
+        Some(Handshake {
+            content_type: "application/json",
+            body,
         })
     }
 }

@@ -13,7 +13,9 @@ use base64::Engine as _;
 use http::{HeaderMap, HeaderName, HeaderValue, Method};
 use serde::Deserialize;
 
-use super::{preset, HmacAlgorithm, HmacParams, SignatureEncoding, Unverified, VerifierParams};
+use super::{
+    preset, Handshake, HmacAlgorithm, HmacParams, SignatureEncoding, Unverified, VerifierParams,
+};
 use crate::secret::Secret;
 
 const VECTORS: &str = concat!(
@@ -54,6 +56,47 @@ struct Case {
     now_unix: i64,
     tolerance_s: Option<u64>,
     expect: String,
+    /// For a provider's endpoint check: what the router must answer.
+    challenge_response: Option<ChallengeResponse>,
+}
+
+/// The expected answer to a handshake case.
+#[derive(Deserialize)]
+struct ChallengeResponse {
+    content_type: String,
+    json: Option<serde_json::Value>,
+    text: Option<String>,
+}
+
+impl ChallengeResponse {
+    /// Whether `got` is this answer (JSON compared as values).
+    fn check(&self, got: Option<&Handshake>) -> Result<(), String> {
+        let got = got.ok_or("expected a handshake answer, got none (it would be stored)")?;
+        if got.content_type != self.content_type {
+            return Err(format!(
+                "content type {} != {}",
+                got.content_type, self.content_type
+            ));
+        }
+        let same = match (&self.json, &self.text) {
+            (Some(json), _) => {
+                serde_json::from_slice::<serde_json::Value>(&got.body)
+                    .ok()
+                    .as_ref()
+                    == Some(json)
+            }
+            (None, Some(text)) => got.body == text.as_bytes(),
+            (None, None) => return Err("challenge_response without json or text".into()),
+        };
+        if same {
+            Ok(())
+        } else {
+            Err(format!(
+                "handshake body {:?}",
+                String::from_utf8_lossy(&got.body)
+            ))
+        }
+    }
 }
 
 impl Case {
@@ -117,7 +160,14 @@ impl Case {
         };
         let got = verifier.verify(&req, self.now_unix);
         match (self.expect.as_str(), &got) {
-            ("valid", Ok(_)) | ("invalid", Err(_)) => Ok(()),
+            // An accepted request is either the documented handshake or an
+            // event, never an event mistaken for a handshake.
+            ("valid", Ok(_)) => match (&self.challenge_response, verifier.handshake(&req)) {
+                (Some(expected), got) => expected.check(got.as_ref()),
+                (None, None) => Ok(()),
+                (None, Some(h)) => Err(format!("an event answered as a handshake: {h:?}")),
+            },
+            ("invalid", Err(_)) => Ok(()),
             ("valid" | "invalid", _) => Err(format!("expected {}, got {got:?}", self.expect)),
             (other, _) => Err(format!("unknown expect {other:?}")),
         }
