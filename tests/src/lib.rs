@@ -10,6 +10,7 @@
 pub mod process;
 pub mod services;
 pub mod sign;
+pub mod sign_catalog;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

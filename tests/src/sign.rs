@@ -9,7 +9,7 @@ use sha2::{Sha256, Sha512};
 /// Headers to send with a body.
 pub type Headers = Vec<(String, String)>;
 
-fn hmac256(key: &[u8], parts: &[&[u8]]) -> Vec<u8> {
+pub(crate) fn hmac256(key: &[u8], parts: &[&[u8]]) -> Vec<u8> {
     let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("any key length");
     for p in parts {
         mac.update(p);
