@@ -16,13 +16,26 @@ use subtle::ConstantTimeEq;
 
 use crate::secret::Secret;
 
+mod discord;
 mod generic_hmac;
 mod github;
+mod gitlab;
+mod hubspot;
+mod intercom;
+mod linear;
+mod mailgun;
 mod none;
+mod paddle;
+mod sendgrid;
 mod shopify;
 mod slack;
+mod square;
 mod standard_webhooks;
 mod stripe;
+mod twilio;
+mod twitch;
+mod typeform;
+mod zoom;
 
 #[cfg(test)]
 mod vector_tests;
@@ -71,6 +84,16 @@ pub enum VerifyError {
     /// The request is well-formed but no signature matched any secret.
     #[error("signature does not match")]
     Mismatch,
+    /// A body field the scheme reads before or after the signature check (a
+    /// signature object in the body, a signed timestamp) is absent or not in
+    /// the scheme's format.
+    #[error("malformed body field `{field}`: {reason}")]
+    MalformedBody {
+        /// The field's name (a JSON path such as `signature.token`).
+        field: &'static str,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
     /// The signature matched but its timestamp is outside the replay window.
     #[error("timestamp is outside the {tolerance_s} s window")]
     TimestampOutOfWindow {
@@ -91,11 +114,13 @@ pub trait Verifier: Send + Sync + std::fmt::Debug {
 pub struct VerifierParams {
     /// Signing secrets; several during a rotation, any one may match.
     pub secrets: Vec<Secret>,
-    /// Public key for asymmetric schemes (`whpk_...` for Standard Webhooks v1a).
+    /// Public key for asymmetric schemes (`whpk_...` for Standard Webhooks
+    /// v1a, hex for Discord, base64 DER for SendGrid).
     pub public_key: Option<String>,
     /// Replay window in seconds, overriding the preset's default.
     pub tolerance_s: Option<u64>,
-    /// A preset's opt-in sub-scheme (`"sha1"` for GitHub's legacy header).
+    /// A preset's opt-in sub-scheme (`"sha1"` for GitHub's legacy header,
+    /// `"sha1-legacy"` for Square's, `"signing-token"` for GitLab's).
     pub variant: Option<String>,
     /// Settings of the generic `hmac` preset.
     pub hmac: Option<HmacParams>,
@@ -173,6 +198,19 @@ pub const PRESETS: &[(&str, BuildFn)] = &[
     ("shopify", shopify::build),
     ("standard-webhooks", standard_webhooks::build),
     ("svix", standard_webhooks::build_svix),
+    ("discord", discord::build),
+    ("square", square::build),
+    ("zoom", zoom::build),
+    ("twitch", twitch::build),
+    ("paddle", paddle::build),
+    ("linear", linear::build),
+    ("twilio", twilio::build),
+    ("gitlab", gitlab::build),
+    ("sendgrid", sendgrid::build),
+    ("intercom", intercom::build),
+    ("typeform", typeform::build),
+    ("hubspot", hubspot::build),
+    ("mailgun", mailgun::build),
 ];
 
 /// Looks up a preset by name; `None` for an unknown name.
@@ -230,6 +268,20 @@ pub(crate) fn check_window(ts: i64, now_unix: i64, tolerance_s: u64) -> Result<(
     Ok(())
 }
 
+/// As [`check_window`] for a timestamp in milliseconds (HubSpot, Linear),
+/// compared at millisecond precision in `i128` so no value can overflow.
+pub(crate) fn check_window_ms(
+    ts_ms: i64,
+    now_unix: i64,
+    tolerance_s: u64,
+) -> Result<(), VerifyError> {
+    let skew_ms = (i128::from(ts_ms) - i128::from(now_unix) * 1000).unsigned_abs();
+    if skew_ms > u128::from(tolerance_s) * 1000 {
+        return Err(VerifyError::TimestampOutOfWindow { tolerance_s });
+    }
+    Ok(())
+}
+
 /// Parses a decimal unix timestamp in seconds, refusing signs, spaces and
 /// anything that does not fit an `i64`.
 pub(crate) fn parse_unix_seconds(value: &str, header: &'static str) -> Result<i64, VerifyError> {
@@ -273,6 +325,53 @@ pub(crate) fn no_variant(params: &VerifierParams, preset: &'static str) -> Resul
             reason: "this preset has no variants".into(),
         }),
     }
+}
+
+/// Refuses `tolerance_s` for a preset that signs no timestamp: a window the
+/// operator believes is applied, but is not, is worse than an error.
+pub(crate) fn no_tolerance(
+    params: &VerifierParams,
+    preset: &'static str,
+) -> Result<(), BuildError> {
+    match params.tolerance_s {
+        None => Ok(()),
+        Some(_) => Err(BuildError::Invalid {
+            preset,
+            key: "tolerance_s",
+            reason: "this preset signs no timestamp, so there is no window".into(),
+        }),
+    }
+}
+
+/// Reads the body as a JSON object into `T` (unknown fields skipped), or
+/// `None`. Only an object is considered: serde would also read a struct from
+/// a JSON array positionally.
+pub(crate) fn json_object<T: serde::de::DeserializeOwned>(body: &[u8]) -> Option<T> {
+    if body.trim_ascii_start().first() != Some(&b'{') {
+        return None;
+    }
+    serde_json::from_slice(body).ok()
+}
+
+/// The top-level string field `name` of a JSON object body, if non-empty:
+/// the provider's event id for presets that carry it in the body.
+pub(crate) fn body_event_id(body: &[u8], name: &str) -> Option<String> {
+    let map: serde_json::Map<String, serde_json::Value> = json_object(body)?;
+    match map.get(name)? {
+        serde_json::Value::String(id) if !id.is_empty() => Some(id.clone()),
+        _ => None,
+    }
+}
+
+/// The value of an optional id header (repeated is refused like a repeated
+/// signature header: which copy is the idempotency key would be ambiguous).
+pub(crate) fn id_header(
+    headers: &HeaderMap,
+    name: &'static str,
+) -> Result<Option<String>, VerifyError> {
+    Ok(single_header(headers, name)?
+        .filter(|id| !id.is_empty())
+        .map(str::to_owned))
 }
 
 /// Decodes a signature that must be exactly `len` bytes. The length is checked
@@ -434,10 +533,27 @@ pub(crate) mod test_support {
         body: &[u8],
         now_unix: i64,
     ) -> Result<Verified, VerifyError> {
+        check_url(
+            verifier,
+            "https://example.com/hook",
+            headers,
+            body,
+            now_unix,
+        )
+    }
+
+    /// As [`check`] with the URL the provider called (URL-signing schemes).
+    pub(crate) fn check_url(
+        verifier: &dyn Verifier,
+        url: &str,
+        headers: &HeaderMap,
+        body: &[u8],
+        now_unix: i64,
+    ) -> Result<Verified, VerifyError> {
         let method = Method::POST;
         let req = Unverified {
             method: &method,
-            url: "https://example.com/hook",
+            url,
             headers,
             body,
         };
