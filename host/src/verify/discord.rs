@@ -69,7 +69,11 @@ impl Verifier for Discord {
     fn verify(&self, req: &Unverified<'_>, now_unix: i64) -> Result<Verified, VerifyError> {
         let signature = required_header(req.headers, SIGNATURE_HEADER)?;
         let ts_text = required_header(req.headers, TIMESTAMP_HEADER)?;
-        let bytes = decode_signature(signature, SignatureEncoding::Hex, 64, SIGNATURE_HEADER)?;
+        // Discord requires 401 for every invalid signature (it probes with
+        // bad ones), so an undecodable signature is a mismatch here rather
+        // than the usual 400; a repeated header is still malformed.
+        let bytes = decode_signature(signature, SignatureEncoding::Hex, 64, SIGNATURE_HEADER)
+            .map_err(|_| VerifyError::Mismatch)?;
         let bytes = <[u8; 64]>::try_from(bytes).map_err(|_| VerifyError::Mismatch)?;
         let ts = parse_unix_seconds(ts_text, TIMESTAMP_HEADER)?;
         let message = [ts_text.as_bytes(), req.body].concat();
@@ -144,8 +148,26 @@ mod tests {
     }
 
     #[test]
-    fn tampered_body_is_a_mismatch() {
+    fn every_bad_signature_is_a_401_mismatch() {
         assert_eq!(run(NOW, b"{}", NOW), Err(VerifyError::Mismatch));
+        let ts = NOW.to_string();
+        for sig in ["zz", "", &"0".repeat(127), &"0".repeat(128)] {
+            let h = headers(&[("X-Signature-Ed25519", sig), ("X-Signature-Timestamp", &ts)]);
+            assert_eq!(
+                check(&*verifier(), &h, BODY, NOW),
+                Err(VerifyError::Mismatch)
+            );
+        }
+        let sig = "0".repeat(128);
+        let twice = headers(&[
+            ("X-Signature-Ed25519", &sig),
+            ("X-Signature-Ed25519", &sig),
+            ("X-Signature-Timestamp", &ts),
+        ]);
+        assert!(matches!(
+            check(&*verifier(), &twice, BODY, NOW),
+            Err(VerifyError::MalformedHeader { .. })
+        ));
     }
 
     #[test]

@@ -575,6 +575,16 @@ mod tests {
     }
 
     #[test]
+    fn millisecond_window_is_symmetric_and_overflow_safe() {
+        assert!(check_window_ms(1_000_000, 1300, 300).is_ok());
+        assert!(check_window_ms(1_600_000, 1300, 300).is_ok());
+        assert!(check_window_ms(999_999, 1300, 300).is_err());
+        assert!(check_window_ms(1_600_001, 1300, 300).is_err());
+        assert!(check_window_ms(i64::MIN, i64::MAX, u64::MAX).is_ok());
+        assert!(check_window_ms(i64::MAX, i64::MIN, 300).is_err());
+    }
+
+    #[test]
     fn timestamps_refuse_signs_and_overflow() {
         assert!(parse_unix_seconds("1767225600", "t").is_ok());
         for bad in ["", "-1", "+1", " 1", "1e9", "99999999999999999999"] {

@@ -131,7 +131,14 @@ fn body_hash_param(url: &str) -> Result<Option<Vec<u8>>, VerifyError> {
         }
     }
     found
-        .map(|hex| decode_signature(hex, SignatureEncoding::Hex, 32, SIGNATURE_HEADER))
+        .map(|hex| {
+            decode_signature(hex, SignatureEncoding::Hex, 32, SIGNATURE_HEADER).map_err(|_| {
+                malformed(
+                    SIGNATURE_HEADER,
+                    "bodySHA256 in the URL is not 64 hex digits",
+                )
+            })
+        })
         .transpose()
 }
 
