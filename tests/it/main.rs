@@ -8,6 +8,7 @@ mod errors;
 mod handshakes;
 mod ingest;
 mod postgres;
+mod presets;
 mod retention;
 mod shutdown;
 mod tls;

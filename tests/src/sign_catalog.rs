@@ -1,7 +1,7 @@
 //! Requests signed the way the catalog's providers sign them (Discord,
 //! Square, Zoom, Twitch, Paddle, Linear, Twilio, GitLab, Intercom,
-//! Typeform, HubSpot, Mailgun), from SIGNATURES.md, independently of the
-//! router's verifiers.
+//! Typeform, HubSpot, Mailgun, SendGrid), from SIGNATURES.md, independently
+//! of the router's verifiers.
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
@@ -191,6 +191,35 @@ pub fn mailgun_body(key: &str, ts: i64, token: &str, event: &str) -> Vec<u8> {
     })
     .to_string()
     .into_bytes()
+}
+
+/// The P-256 key the tests sign SendGrid events with (fixed scalar).
+fn sendgrid_key() -> p256::ecdsa::SigningKey {
+    p256::ecdsa::SigningKey::from_slice(&[9; 32]).expect("a valid scalar")
+}
+
+/// The base64 DER (SubjectPublicKeyInfo) public key, as SendGrid's UI shows it.
+pub fn sendgrid_public_key() -> String {
+    use p256::pkcs8::EncodePublicKey;
+    let der = p256::PublicKey::from(sendgrid_key().verifying_key())
+        .to_public_key_der()
+        .expect("SPKI encoding");
+    B64.encode(der.as_bytes())
+}
+
+/// SendGrid: base64 DER ECDSA P-256/SHA-256 signature over `timestamp + body`.
+pub fn sendgrid(ts: i64, body: &[u8]) -> Headers {
+    use p256::ecdsa::signature::Signer as _;
+    let t = ts.to_string();
+    let signed = [t.as_bytes(), body].concat();
+    let signature: p256::ecdsa::Signature = sendgrid_key().sign(&signed);
+    vec![
+        header(
+            "X-Twilio-Email-Event-Webhook-Signature",
+            B64.encode(signature.to_der().as_bytes()),
+        ),
+        header("X-Twilio-Email-Event-Webhook-Timestamp", t),
+    ]
 }
 
 /// `unix` as RFC 3339 UTC with nanoseconds, as Twitch writes it.

@@ -118,6 +118,27 @@ fn keys_of_other_presets_are_refused() {
 }
 
 #[test]
+fn new_presets_take_their_keys_and_refuse_others() {
+    let ok = |text: &str| parse(Path::new("router.toml"), text, &no_env).unwrap();
+    let discord_key = "21e5924f73f48a4cef37011ed7bd42b67be8b09262d1a01b61dee7b132e78599";
+    ok(&format!(
+        "[sources.d]\nverify = \"discord\"\npublic_key = \"{discord_key}\"\n"
+    ));
+    ok("[sources.s]\nverify = \"sendgrid\"\npublic_key = \"MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAELPvsA+xvcpwrIzghIOKguNcViWAC4aKnMY0sKOWy4pso8qRiLZNPxOtmdVg6izA6zOM8S8G5ezpch2MyB1lq/g==\"\n");
+    ok("[sources.g]\nverify = \"gitlab\"\nvariant = \"signing-token\"\nsecrets = [\"whsec_ZGV2\"]\ntolerance_s = 60\n");
+    ok("[sources.q]\nverify = \"square\"\nvariant = \"sha1-legacy\"\nsecrets = [\"k\"]\n");
+    ok("[sources.p]\nverify = \"paddle\"\nsecrets = [\"pdl_ntfset_x\"]\ntolerance_s = 10\n");
+    let msg = err("[sources.z]\nverify = \"zoom\"\nsecrets = [\"x\"]\npublic_key = \"ab\"\n");
+    assert!(msg.contains("key `sources.z.public_key`"), "{msg}");
+    let msg = err("[sources.q]\nverify = \"square\"\nsecrets = [\"x\"]\ntolerance_s = 300\n");
+    assert!(msg.contains("key `sources.q.tolerance_s`"), "{msg}");
+    let msg = err(&format!(
+        "[sources.d]\nverify = \"discord\"\nsecrets = [\"x\"]\npublic_key = \"{discord_key}\"\n"
+    ));
+    assert!(msg.contains("key `sources.d.secrets`"), "{msg}");
+}
+
+#[test]
 fn bad_values_are_named() {
     assert!(err("[server]\nlisten = \"nope\"\n").contains("key `server.listen`"));
     assert!(err("[store]\nurl = \"mysql://x\"\n").contains("key `store.url`"));
@@ -147,6 +168,9 @@ fn error_messages_users_read() {
         "[sources.gh]\nverify = \"github\"\nsecrets = [\"x\"]\nheader = \"X-Sig\"\n",
         "[sources.sw]\nverify = \"standard-webhooks\"\n",
         "[sources.h]\nverify = \"hmac\"\nsecrets = [\"x\"]\n",
+        "[sources.d]\nverify = \"discord\"\n",
+        "[sources.q]\nverify = \"square\"\nsecrets = [\"x\"]\ntolerance_s = 300\n",
+        "[sources.q]\nverify = \"square\"\nsecrets = [\"x\"]\nvariant = \"sha1\"\n",
         "[server]\nlisten = \"nope\"\n",
         "[store]\nsynchronous = \"sometimes\"\n",
         "[server]\nmax_body_bytes = \"big\"\n",

@@ -271,7 +271,12 @@ fn validate_source(
             ));
         }
     }
-    if raw.public_key.is_some() && !matches!(preset_name.as_str(), "standard-webhooks" | "svix") {
+    // The presets with an asymmetric scheme; every other one uses secrets.
+    let takes_public_key = matches!(
+        preset_name.as_str(),
+        "standard-webhooks" | "svix" | "discord" | "sendgrid"
+    );
+    if raw.public_key.is_some() && !takes_public_key {
         return Err(invalid(
             key("public_key"),
             format!("no public_key with verify = \"{preset_name}\" (it uses secrets)"),

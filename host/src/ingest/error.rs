@@ -81,9 +81,11 @@ impl IngestError {
             Self::Verify(VerifyError::MissingHeader(_)) => {
                 (StatusCode::UNAUTHORIZED, "missing_signature")
             }
-            Self::Verify(VerifyError::MalformedHeader { .. }) => {
-                (StatusCode::BAD_REQUEST, "malformed_signature")
-            }
+            // A signature or signed timestamp carried in the body (Mailgun,
+            // Linear) is malformed in the same sense as a header.
+            Self::Verify(
+                VerifyError::MalformedHeader { .. } | VerifyError::MalformedBody { .. },
+            ) => (StatusCode::BAD_REQUEST, "malformed_signature"),
             Self::Verify(VerifyError::Mismatch) => (StatusCode::UNAUTHORIZED, "invalid_signature"),
             Self::Verify(VerifyError::TimestampOutOfWindow { .. }) => {
                 (StatusCode::UNAUTHORIZED, "timestamp_out_of_window")
@@ -143,6 +145,14 @@ mod tests {
             (
                 IngestError::Verify(VerifyError::MalformedHeader {
                     header: "x",
+                    reason: "r",
+                }),
+                400,
+                "malformed_signature",
+            ),
+            (
+                IngestError::Verify(VerifyError::MalformedBody {
+                    field: "signature.token",
                     reason: "r",
                 }),
                 400,

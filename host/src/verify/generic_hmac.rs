@@ -16,8 +16,8 @@ use sha2::{Sha256, Sha512};
 
 use super::{
     decode_signature, malformed, no_variant, require_secrets, required_header, single_header,
-    BuildError, HmacAlgorithm, MacKeys, SignatureEncoding, Unverified, Verified, Verifier,
-    VerifierParams, VerifyError,
+    BuildError, HmacAlgorithm, HmacParams, MacKeys, SignatureEncoding, Unverified, Verified,
+    Verifier, VerifierParams, VerifyError,
 };
 
 const PRESET: &str = "hmac";
@@ -52,6 +52,8 @@ impl Keys {
 /// The generic HMAC verifier.
 #[derive(Debug)]
 struct GenericHmac {
+    /// `"hmac"`, or the named preset built on this family.
+    scheme: &'static str,
     /// Lowercase header name (see [`static_name`]).
     header: &'static str,
     prefix: Option<String>,
@@ -63,17 +65,27 @@ struct GenericHmac {
 /// Builds the `hmac` verifier from `secrets` and `params.hmac` (whose absence
 /// is reported as a missing `header`, the one setting it cannot default).
 pub(super) fn build(params: &VerifierParams) -> Result<Arc<dyn Verifier>, BuildError> {
-    no_variant(params, PRESET)?;
     let hmac = params.hmac.as_ref().ok_or(BuildError::Missing {
         preset: PRESET,
         key: "header",
     })?;
-    let secrets = require_secrets(params, PRESET)?;
+    build_family(params, PRESET, hmac)
+}
+
+/// A named preset that is this family with fixed settings (Intercom,
+/// Typeform): `secrets` from the source, everything else from `hmac`.
+pub(super) fn build_family(
+    params: &VerifierParams,
+    preset: &'static str,
+    hmac: &HmacParams,
+) -> Result<Arc<dyn Verifier>, BuildError> {
+    no_variant(params, preset)?;
+    let secrets = require_secrets(params, preset)?;
     let keys = || secrets.iter().map(|s| s.expose().as_bytes());
     let keys = match hmac.algorithm {
-        HmacAlgorithm::Sha256 => Keys::Sha256(MacKeys::new(keys(), PRESET)?),
-        HmacAlgorithm::Sha512 => Keys::Sha512(MacKeys::new(keys(), PRESET)?),
-        HmacAlgorithm::Sha1 => Keys::Sha1(MacKeys::new(keys(), PRESET)?),
+        HmacAlgorithm::Sha256 => Keys::Sha256(MacKeys::new(keys(), preset)?),
+        HmacAlgorithm::Sha512 => Keys::Sha512(MacKeys::new(keys(), preset)?),
+        HmacAlgorithm::Sha1 => Keys::Sha1(MacKeys::new(keys(), preset)?),
     };
     let prefix = hmac.prefix.clone().filter(|p| !p.is_empty());
     // A header value is visible ASCII; a prefix outside it could never match,
@@ -83,19 +95,20 @@ pub(super) fn build(params: &VerifierParams) -> Result<Arc<dyn Verifier>, BuildE
         .is_some_and(|p| !p.bytes().all(|b| b.is_ascii_graphic() || b == b' '))
     {
         return Err(BuildError::Invalid {
-            preset: PRESET,
+            preset,
             key: "prefix",
             reason: "a prefix of visible ASCII characters".into(),
         });
     }
     Ok(Arc::new(GenericHmac {
-        header: static_name(&hmac.header, "header")?,
+        scheme: preset,
+        header: static_name(&hmac.header, "header", preset)?,
         prefix,
         encoding: hmac.encoding,
         id_header: hmac
             .id_header
             .as_deref()
-            .map(|h| static_name(h, "id_header"))
+            .map(|h| static_name(h, "id_header", preset))
             .transpose()?,
         keys,
     }))
@@ -105,9 +118,13 @@ pub(super) fn build(params: &VerifierParams) -> Result<Arc<dyn Verifier>, BuildE
 /// that [`VerifyError`] needs to name it. The string is leaked on purpose: it
 /// is a few bytes per verifier built, and verifiers are built once per
 /// configuration load, not per request.
-fn static_name(name: &str, key: &'static str) -> Result<&'static str, BuildError> {
+fn static_name(
+    name: &str,
+    key: &'static str,
+    preset: &'static str,
+) -> Result<&'static str, BuildError> {
     let name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| BuildError::Invalid {
-        preset: PRESET,
+        preset,
         key,
         reason: "not a valid HTTP header name".into(),
     })?;
@@ -135,7 +152,7 @@ impl Verifier for GenericHmac {
             None => None,
         };
         Ok(Verified {
-            scheme: PRESET,
+            scheme: self.scheme,
             provider_id,
         })
     }

@@ -16,13 +16,26 @@ use subtle::ConstantTimeEq;
 
 use crate::secret::Secret;
 
+mod discord;
 mod generic_hmac;
 mod github;
+mod gitlab;
+mod hubspot;
+mod intercom;
+mod linear;
+mod mailgun;
 mod none;
+mod paddle;
+mod sendgrid;
 mod shopify;
 mod slack;
+mod square;
 mod standard_webhooks;
 mod stripe;
+mod twilio;
+mod twitch;
+mod typeform;
+mod zoom;
 
 #[cfg(test)]
 mod vector_tests;
@@ -71,6 +84,16 @@ pub enum VerifyError {
     /// The request is well-formed but no signature matched any secret.
     #[error("signature does not match")]
     Mismatch,
+    /// A body field the scheme reads before or after the signature check (a
+    /// signature object in the body, a signed timestamp) is absent or not in
+    /// the scheme's format.
+    #[error("malformed body field `{field}`: {reason}")]
+    MalformedBody {
+        /// The field's name (a JSON path such as `signature.token`).
+        field: &'static str,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
     /// The signature matched but its timestamp is outside the replay window.
     #[error("timestamp is outside the {tolerance_s} s window")]
     TimestampOutOfWindow {
@@ -109,11 +132,13 @@ pub struct Handshake {
 pub struct VerifierParams {
     /// Signing secrets; several during a rotation, any one may match.
     pub secrets: Vec<Secret>,
-    /// Public key for asymmetric schemes (`whpk_...` for Standard Webhooks v1a).
+    /// Public key for asymmetric schemes (`whpk_...` for Standard Webhooks
+    /// v1a, hex for Discord, base64 DER for SendGrid).
     pub public_key: Option<String>,
     /// Replay window in seconds, overriding the preset's default.
     pub tolerance_s: Option<u64>,
-    /// A preset's opt-in sub-scheme (`"sha1"` for GitHub's legacy header).
+    /// A preset's opt-in sub-scheme (`"sha1"` for GitHub's legacy header,
+    /// `"sha1-legacy"` for Square's, `"signing-token"` for GitLab's).
     pub variant: Option<String>,
     /// Settings of the generic `hmac` preset.
     pub hmac: Option<HmacParams>,
@@ -191,6 +216,19 @@ pub const PRESETS: &[(&str, BuildFn)] = &[
     ("shopify", shopify::build),
     ("standard-webhooks", standard_webhooks::build),
     ("svix", standard_webhooks::build_svix),
+    ("discord", discord::build),
+    ("square", square::build),
+    ("zoom", zoom::build),
+    ("twitch", twitch::build),
+    ("paddle", paddle::build),
+    ("linear", linear::build),
+    ("twilio", twilio::build),
+    ("gitlab", gitlab::build),
+    ("sendgrid", sendgrid::build),
+    ("intercom", intercom::build),
+    ("typeform", typeform::build),
+    ("hubspot", hubspot::build),
+    ("mailgun", mailgun::build),
 ];
 
 /// Looks up a preset by name; `None` for an unknown name.
@@ -248,6 +286,20 @@ pub(crate) fn check_window(ts: i64, now_unix: i64, tolerance_s: u64) -> Result<(
     Ok(())
 }
 
+/// As [`check_window`] for a timestamp in milliseconds (HubSpot, Linear),
+/// compared at millisecond precision in `i128` so no value can overflow.
+pub(crate) fn check_window_ms(
+    ts_ms: i64,
+    now_unix: i64,
+    tolerance_s: u64,
+) -> Result<(), VerifyError> {
+    let skew_ms = (i128::from(ts_ms) - i128::from(now_unix) * 1000).unsigned_abs();
+    if skew_ms > u128::from(tolerance_s) * 1000 {
+        return Err(VerifyError::TimestampOutOfWindow { tolerance_s });
+    }
+    Ok(())
+}
+
 /// Parses a decimal unix timestamp in seconds, refusing signs, spaces and
 /// anything that does not fit an `i64`.
 pub(crate) fn parse_unix_seconds(value: &str, header: &'static str) -> Result<i64, VerifyError> {
@@ -291,6 +343,53 @@ pub(crate) fn no_variant(params: &VerifierParams, preset: &'static str) -> Resul
             reason: "this preset has no variants".into(),
         }),
     }
+}
+
+/// Refuses `tolerance_s` for a preset that signs no timestamp: a window the
+/// operator believes is applied, but is not, is worse than an error.
+pub(crate) fn no_tolerance(
+    params: &VerifierParams,
+    preset: &'static str,
+) -> Result<(), BuildError> {
+    match params.tolerance_s {
+        None => Ok(()),
+        Some(_) => Err(BuildError::Invalid {
+            preset,
+            key: "tolerance_s",
+            reason: "this preset signs no timestamp, so there is no window".into(),
+        }),
+    }
+}
+
+/// Reads the body as a JSON object into `T` (unknown fields skipped), or
+/// `None`. Only an object is considered: serde would also read a struct from
+/// a JSON array positionally.
+pub(crate) fn json_object<T: serde::de::DeserializeOwned>(body: &[u8]) -> Option<T> {
+    if body.trim_ascii_start().first() != Some(&b'{') {
+        return None;
+    }
+    serde_json::from_slice(body).ok()
+}
+
+/// The top-level string field `name` of a JSON object body, if non-empty:
+/// the provider's event id for presets that carry it in the body.
+pub(crate) fn body_event_id(body: &[u8], name: &str) -> Option<String> {
+    let map: serde_json::Map<String, serde_json::Value> = json_object(body)?;
+    match map.get(name)? {
+        serde_json::Value::String(id) if !id.is_empty() => Some(id.clone()),
+        _ => None,
+    }
+}
+
+/// The value of an optional id header (repeated is refused like a repeated
+/// signature header: which copy is the idempotency key would be ambiguous).
+pub(crate) fn id_header(
+    headers: &HeaderMap,
+    name: &'static str,
+) -> Result<Option<String>, VerifyError> {
+    Ok(single_header(headers, name)?
+        .filter(|id| !id.is_empty())
+        .map(str::to_owned))
 }
 
 /// Decodes a signature that must be exactly `len` bytes. The length is checked
@@ -387,14 +486,29 @@ impl<M: Mac + KeyInit + Clone> MacKeys<M> {
     /// when the provider signs with each active secret). Each comparison is
     /// constant-time; which key matched is not secret.
     pub(crate) fn matches_any<S: AsRef<[u8]>>(&self, parts: &[&[u8]], candidates: &[S]) -> bool {
-        self.keyed.iter().any(|keyed| {
-            let mut mac = keyed.clone();
-            for part in parts {
-                mac.update(part);
-            }
-            let tag = mac.finalize().into_bytes();
+        self.matching_key(parts, candidates).is_some()
+    }
+
+    /// Which key (by position) makes one of `candidates`, if any.
+    pub(crate) fn matching_key<S: AsRef<[u8]>>(
+        &self,
+        parts: &[&[u8]],
+        candidates: &[S],
+    ) -> Option<usize> {
+        (0..self.keyed.len()).find(|&i| {
+            let tag = self.tag(i, parts);
             candidates.iter().any(|c| ct_eq(&tag, c.as_ref()))
         })
+    }
+
+    /// The MAC of the concatenated `parts` under key `index` (see
+    /// [`MacKeys::matching_key`]).
+    pub(crate) fn tag(&self, index: usize, parts: &[&[u8]]) -> Vec<u8> {
+        let mut mac = self.keyed[index].clone();
+        for part in parts {
+            mac.update(part);
+        }
+        mac.finalize().into_bytes().to_vec()
     }
 }
 
@@ -404,6 +518,29 @@ impl<M> std::fmt::Debug for MacKeys<M> {
             .field("keys", &self.keyed.len())
             .finish()
     }
+}
+
+/// The `v0` scheme Slack and Zoom share: `<sig_header>: v0=<hex>`, the
+/// HMAC-SHA256 of `"v0:" + <ts_header> + ":" + body`. Returns which key
+/// signed and the signed timestamp (the caller checks its window).
+pub(crate) fn v0_signer(
+    keys: &MacKeys<hmac::Hmac<sha2::Sha256>>,
+    req: &Unverified<'_>,
+    sig_header: &'static str,
+    ts_header: &'static str,
+) -> Result<(usize, i64), VerifyError> {
+    let signature = required_header(req.headers, sig_header)?;
+    let ts_text = required_header(req.headers, ts_header)?;
+    let hex = signature
+        .strip_prefix("v0=")
+        .ok_or(malformed(sig_header, "expected v0=<hex>"))?;
+    let mac = decode_signature(hex, SignatureEncoding::Hex, 32, sig_header)?;
+    let ts = parse_unix_seconds(ts_text, ts_header)?;
+    let signed: [&[u8]; 4] = [b"v0:", ts_text.as_bytes(), b":", req.body];
+    let key = keys
+        .matching_key(&signed, &[mac])
+        .ok_or(VerifyError::Mismatch)?;
+    Ok((key, ts))
 }
 
 /// Helpers for the presets' unit tests: headers, signing and a call at a time.
@@ -452,10 +589,27 @@ pub(crate) mod test_support {
         body: &[u8],
         now_unix: i64,
     ) -> Result<Verified, VerifyError> {
+        check_url(
+            verifier,
+            "https://example.com/hook",
+            headers,
+            body,
+            now_unix,
+        )
+    }
+
+    /// As [`check`] with the URL the provider called (URL-signing schemes).
+    pub(crate) fn check_url(
+        verifier: &dyn Verifier,
+        url: &str,
+        headers: &HeaderMap,
+        body: &[u8],
+        now_unix: i64,
+    ) -> Result<Verified, VerifyError> {
         let method = Method::POST;
         let req = Unverified {
             method: &method,
-            url: "https://example.com/hook",
+            url,
             headers,
             body,
         };
@@ -474,6 +628,16 @@ mod tests {
         assert!(check_window(999, 1300, 300).is_err());
         assert!(check_window(1601, 1300, 300).is_err());
         assert!(check_window(i64::MIN, i64::MAX, 300).is_err());
+    }
+
+    #[test]
+    fn millisecond_window_is_symmetric_and_overflow_safe() {
+        assert!(check_window_ms(1_000_000, 1300, 300).is_ok());
+        assert!(check_window_ms(1_600_000, 1300, 300).is_ok());
+        assert!(check_window_ms(999_999, 1300, 300).is_err());
+        assert!(check_window_ms(1_600_001, 1300, 300).is_err());
+        assert!(check_window_ms(i64::MIN, i64::MAX, u64::MAX).is_ok());
+        assert!(check_window_ms(i64::MAX, i64::MIN, 300).is_err());
     }
 
     #[test]

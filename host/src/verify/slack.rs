@@ -16,9 +16,8 @@ use hmac::Hmac;
 use sha2::Sha256;
 
 use super::{
-    check_window, decode_signature, malformed, parse_unix_seconds, required_header, BuildError,
-    Handshake, MacKeys, SignatureEncoding, Unverified, Verified, Verifier, VerifierParams,
-    VerifyError,
+    check_window, v0_signer, BuildError, Handshake, MacKeys, Unverified, Verified, Verifier,
+    VerifierParams, VerifyError,
 };
 
 const PRESET: &str = "slack";
@@ -44,17 +43,7 @@ pub(super) fn build(params: &VerifierParams) -> Result<Arc<dyn Verifier>, BuildE
 
 impl Verifier for Slack {
     fn verify(&self, req: &Unverified<'_>, now_unix: i64) -> Result<Verified, VerifyError> {
-        let signature = required_header(req.headers, SIGNATURE_HEADER)?;
-        let ts_text = required_header(req.headers, TIMESTAMP_HEADER)?;
-        let hex = signature
-            .strip_prefix("v0=")
-            .ok_or(malformed(SIGNATURE_HEADER, "expected v0=<hex>"))?;
-        let mac = decode_signature(hex, SignatureEncoding::Hex, 32, SIGNATURE_HEADER)?;
-        let ts = parse_unix_seconds(ts_text, TIMESTAMP_HEADER)?;
-        let signed: [&[u8]; 4] = [b"v0:", ts_text.as_bytes(), b":", req.body];
-        if !self.keys.matches_any(&signed, &[mac]) {
-            return Err(VerifyError::Mismatch);
-        }
+        let (_, ts) = v0_signer(&self.keys, req, SIGNATURE_HEADER, TIMESTAMP_HEADER)?;
         check_window(ts, now_unix, self.tolerance_s)?;
         Ok(Verified {
             scheme: PRESET,

@@ -89,7 +89,9 @@ pub(super) fn build_svix(params: &VerifierParams) -> Result<Arc<dyn Verifier>, B
     build_with(params, SVIX_PRESET, true)
 }
 
-fn build_with(
+/// Builds a Standard Webhooks verifier recorded as `preset` (also used by
+/// GitLab's signing-token variant, which is the same scheme).
+pub(super) fn build_with(
     params: &VerifierParams,
     preset: &'static str,
     svix_headers: bool,

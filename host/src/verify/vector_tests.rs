@@ -24,13 +24,26 @@ const VECTORS: &str = concat!(
 );
 
 /// Vector provider → preset name in router.toml.
-const PROVIDERS: [(&str, &str); 6] = [
+const PROVIDERS: [(&str, &str); 19] = [
     ("stripe", "stripe"),
     ("github", "github"),
     ("slack", "slack"),
     ("shopify", "shopify"),
     ("standard-webhooks", "standard-webhooks"),
     ("svix", "svix"),
+    ("discord", "discord"),
+    ("square", "square"),
+    ("zoom", "zoom"),
+    ("twitch", "twitch"),
+    ("paddle", "paddle"),
+    ("linear", "linear"),
+    ("twilio", "twilio"),
+    ("gitlab", "gitlab"),
+    ("sendgrid", "sendgrid"),
+    ("intercom", "intercom"),
+    ("typeform", "typeform"),
+    ("hubspot", "hubspot"),
+    ("mailgun", "mailgun"),
 ];
 
 #[derive(Deserialize)]
@@ -61,7 +74,7 @@ struct Case {
 }
 
 /// The expected answer to a handshake case.
-#[derive(Deserialize)]
+#[derive(Deserialize, Clone)]
 struct ChallengeResponse {
     content_type: String,
     json: Option<serde_json::Value>,
@@ -106,7 +119,9 @@ impl Case {
             .iter()
             .chain(self.extra_secrets.iter().flatten());
         // Standard Webhooks' "v1"/"v1a" only describe the case: the scheme
-        // follows from secrets vs public_key. GitHub's "sha1" is a real opt-in.
+        // follows from secrets vs public_key. GitHub's "sha1", Square's
+        // "sha1-legacy" and GitLab's "signing-token" are the presets' own
+        // variant names, passed through as they are.
         let variant = match (self.provider.as_str(), self.variant.as_deref()) {
             ("standard-webhooks" | "svix", Some("v1" | "v1a")) => None,
             (_, v) => v.map(str::to_owned),
@@ -142,6 +157,22 @@ impl Case {
         }
     }
 
+    /// The answer the router owes this request if it is an endpoint check:
+    /// the vector's `challenge_response`, or, for Discord, whose vectors
+    /// carry PINGs without one, the PING answer SIGNATURES.md documents.
+    fn expected_handshake(&self, body: &[u8]) -> Option<ChallengeResponse> {
+        if let Some(expected) = &self.challenge_response {
+            return Some(expected.clone());
+        }
+        let ping = self.provider == "discord"
+            && serde_json::from_slice::<serde_json::Value>(body).is_ok_and(|v| v["type"] == 1);
+        ping.then(|| ChallengeResponse {
+            content_type: "application/json".into(),
+            json: Some(serde_json::json!({ "type": 1 })),
+            text: None,
+        })
+    }
+
     /// `Ok(())` when the preset's verdict is the expected one, else why not.
     fn run(&self, preset_name: &str) -> Result<(), String> {
         let build = preset(preset_name).ok_or_else(|| format!("no preset {preset_name}"))?;
@@ -162,7 +193,7 @@ impl Case {
         match (self.expect.as_str(), &got) {
             // An accepted request is either the documented handshake or an
             // event, never an event mistaken for a handshake.
-            ("valid", Ok(_)) => match (&self.challenge_response, verifier.handshake(&req)) {
+            ("valid", Ok(_)) => match (self.expected_handshake(&body), verifier.handshake(&req)) {
                 (Some(expected), got) => expected.check(got.as_ref()),
                 (None, None) => Ok(()),
                 (None, Some(h)) => Err(format!("an event answered as a handshake: {h:?}")),
@@ -233,6 +264,27 @@ fn hostile_headers_are_refused_without_panicking() {
         "svix-timestamp",
         "svix-signature",
         "x-signature",
+        "x-signature-ed25519",
+        "x-signature-timestamp",
+        "x-square-hmacsha256-signature",
+        "x-square-signature",
+        "x-zm-signature",
+        "x-zm-request-timestamp",
+        "twitch-eventsub-message-id",
+        "twitch-eventsub-message-timestamp",
+        "twitch-eventsub-message-signature",
+        "paddle-signature",
+        "linear-signature",
+        "x-twilio-signature",
+        "x-twilio-webhooks-signature-settings",
+        "i-twilio-idempotency-token",
+        "x-gitlab-token",
+        "idempotency-key",
+        "x-twilio-email-event-webhook-signature",
+        "x-twilio-email-event-webhook-timestamp",
+        "typeform-signature",
+        "x-hubspot-signature-v3",
+        "x-hubspot-request-timestamp",
     ];
     let long_hex = "0".repeat(64);
     let long_b64 = format!("{}==", "A".repeat(86));
@@ -273,7 +325,31 @@ fn hostile_headers_are_refused_without_panicking() {
         prefix: Some("sha256=".into()),
         id_header: Some("X-GitHub-Delivery".into()),
     };
-    let configs = [
+    let discord_key = hex::encode(STANDARD.decode(&public_key[5..]).unwrap());
+    let sendgrid_key = "MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAELPvsA+xvcpwrIzghIOKguNcViWAC4aKnMY0sKOWy4pso8qRiLZNPxOtmdVg6izA6zOM8S8G5ezpch2MyB1lq/g==";
+    let keyed = |key: &str| VerifierParams {
+        public_key: Some(key.into()),
+        ..Default::default()
+    };
+    let with_secrets = |variant: Option<&str>| VerifierParams {
+        secrets: secrets(),
+        variant: variant.map(str::to_owned),
+        ..Default::default()
+    };
+    let mut configs = vec![
+        ("discord", keyed(&discord_key)),
+        ("sendgrid", keyed(sendgrid_key)),
+        ("square", with_secrets(Some("sha1-legacy"))),
+        ("gitlab", with_secrets(None)),
+        ("gitlab", with_secrets(Some("signing-token"))),
+    ];
+    for name in [
+        "zoom", "twitch", "paddle", "linear", "twilio", "intercom", "typeform", "hubspot",
+        "mailgun",
+    ] {
+        configs.push((name, with_secrets(None)));
+    }
+    configs.extend([
         (
             "stripe",
             VerifierParams {
@@ -327,7 +403,7 @@ fn hostile_headers_are_refused_without_panicking() {
                 ..Default::default()
             },
         ),
-    ];
+    ]);
     let method = Method::POST;
     let mut accepted = Vec::new();
     for (name, params) in configs {
