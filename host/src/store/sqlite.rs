@@ -93,6 +93,7 @@ impl SqliteStore {
         }
 
         let options = options.busy_timeout(BUSY_TIMEOUT).foreign_keys(true);
+        let setup_lock = lock_for_setup(&path).await.map_err(open_error)?;
         // A short-lived sqlx connection creates the file, switches it to WAL
         // (persistent in the file) and applies the migrations.
         let mut setup = options
@@ -113,6 +114,7 @@ impl SqliteStore {
                 source,
             })?;
         setup.close().await.map_err(db("close setup connection"))?;
+        drop(setup_lock);
 
         // Read-only, so nothing outside the writer task can take the write lock.
         let reads = SqlitePoolOptions::new()
@@ -134,6 +136,28 @@ impl SqliteStore {
             commits,
         })
     }
+}
+
+/// Serialises schema setup between processes opening the same database at
+/// once (sqlx's migrator takes no lock on SQLite, so two would both apply
+/// migration 1): an exclusive `flock` on the database's directory, held
+/// while migrating. Not on the database file itself: closing any other
+/// descriptor of that file would drop SQLite's own POSIX locks in this process.
+async fn lock_for_setup(db_path: &std::path::Path) -> Result<std::fs::File, String> {
+    let dir = match db_path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    tokio::task::spawn_blocking(move || {
+        let handle = std::fs::File::open(&dir)
+            .map_err(|e| format!("cannot open directory `{}`: {e}", dir.display()))?;
+        handle
+            .lock()
+            .map_err(|e| format!("cannot lock directory `{}`: {e}", dir.display()))?;
+        Ok(handle)
+    })
+    .await
+    .map_err(|e| format!("setup lock task failed: {e}"))?
 }
 
 /// Parses `sqlite://path[?params]`, refusing in-memory databases: each

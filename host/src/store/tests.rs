@@ -565,3 +565,35 @@ async fn purged_bodies_keep_their_keys_until_key_retention(db: TestDb) {
     assert!(!after.duplicate);
     store.close().await;
 }
+
+/// Two processes (here: two stores) opening one new SQLite file at once
+/// must not both apply the migrations (the second would fail on "table
+/// events already exists").
+#[tokio::test(flavor = "multi_thread")]
+async fn two_stores_opening_one_new_sqlite_file_at_once_both_succeed() {
+    for _ in 0..10 {
+        let dir = tempfile::tempdir().unwrap();
+        let config = StoreConfig {
+            url: format!("sqlite://{}/events.db", dir.path().display()),
+            sqlite_synchronous: SqliteSynchronous::Full,
+            group_commit: GroupCommitConfig::default(),
+            retention: Retention::default(),
+        };
+        let (a, b) = futures::join!(
+            tokio::spawn({
+                let config = config.clone();
+                async move { open(&config).await }
+            }),
+            tokio::spawn({
+                let config = config.clone();
+                async move { open(&config).await }
+            })
+        );
+        let (a, b) = (
+            a.unwrap().expect("first open"),
+            b.unwrap().expect("second open"),
+        );
+        a.close().await;
+        b.close().await;
+    }
+}
