@@ -24,3 +24,5 @@ pub mod store;
 pub mod telemetry;
 pub mod tls;
 pub mod verify;
+#[cfg(test)]
+mod wit_contract;
