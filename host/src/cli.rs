@@ -37,6 +37,42 @@ enum Command {
     Serve,
     /// Validate the configuration (and build every verifier) without starting.
     Check,
+    /// Work with plugins without a router.
+    Plugin {
+        #[command(subcommand)]
+        command: PluginCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum PluginCommand {
+    /// Run a plugin on one event and print its actions (or its error) as JSON.
+    Run {
+        /// The plugin component (`.wasm`).
+        wasm: PathBuf,
+        /// The event: a JSON file with `body` (or `body_base64`) and optional
+        /// `headers`, `source`, `id`, `method`, `path`, `received_at_ms`; any
+        /// other file is the raw body.
+        #[arg(long)]
+        event: PathBuf,
+        /// Take the event file as the raw body even if it looks like an event file.
+        #[arg(long)]
+        raw: bool,
+        /// The source the event comes from.
+        #[arg(long, default_value = "cli")]
+        source: String,
+        /// A value of the plugin's `config` table, KEY=VALUE (repeatable).
+        /// (`--config` already names router.toml.)
+        #[arg(long = "set", value_name = "KEY=VALUE", value_parser = key_value)]
+        set: Vec<(String, String)>,
+    },
+}
+
+/// Parses `KEY=VALUE`.
+fn key_value(text: &str) -> Result<(String, String), String> {
+    text.split_once('=')
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .ok_or_else(|| format!("expected KEY=VALUE, got `{text}`"))
 }
 
 /// Exit code for an invalid configuration.
@@ -46,6 +82,9 @@ const EXIT_CONFIG: u8 = 2;
 /// 2 invalid configuration.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Command::Plugin { command } = cli.command {
+        return plugin_command(command);
+    }
     let config = match config::load(&cli.config) {
         Ok(config) => config,
         Err(e) => {
@@ -73,6 +112,35 @@ pub fn main() -> ExitCode {
                     ExitCode::FAILURE
                 }
             }
+        }
+        Command::Plugin { .. } => unreachable!("handled before loading the config"),
+    }
+}
+
+/// `hookyard plugin ...`: needs no router.toml. Exit 0 when the plugin
+/// handled the event, 1 when it refused or failed (the JSON says why).
+fn plugin_command(command: PluginCommand) -> ExitCode {
+    let PluginCommand::Run {
+        wasm,
+        event,
+        raw,
+        source,
+        set,
+    } = command;
+    let outcome = crate::plugin::offline::read_event(&event, &source, raw)
+        .and_then(|event| crate::plugin::offline::run(&wasm, &event, &set.into_iter().collect()));
+    match outcome {
+        Ok((json, handled)) => {
+            println!("{json:#}");
+            if handled {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
         }
     }
 }

@@ -7,6 +7,8 @@
 //! - [`ingest`]: the `POST /webhooks/{source}` handler, body limit, error responses.
 //! - [`verify`]: one file per signature scheme behind the `Verifier` trait; no I/O.
 //! - [`store`]: the `Store` trait with SQLite and Postgres backends and group commit.
+//! - [`plugin`]: the wasmtime runtime for plugin components (`wit/`), with limits;
+//!   `hookyard plugin run`. Not yet wired to stored events.
 //! - [`app`]: wiring, the listener (plain or TLS), graceful shutdown.
 //! - [`cli`]: the `hookyard` command line (`serve`, `check`).
 //!
@@ -18,6 +20,7 @@ pub mod cidr;
 pub mod cli;
 pub mod config;
 pub mod ingest;
+pub mod plugin;
 pub mod secret;
 pub mod shutdown;
 pub mod store;

@@ -154,7 +154,12 @@ async fn start_warns_for_each_source_on_a_development_default_secret() {
 /// The help text people read first, reviewed as a snapshot.
 #[test]
 fn help_text() {
-    for args in [&["--help"][..], &["serve", "--help"], &["check", "--help"]] {
+    for args in [
+        &["--help"][..],
+        &["serve", "--help"],
+        &["check", "--help"],
+        &["plugin", "run", "--help"],
+    ] {
         let out = Command::new(bin()).args(args).output().unwrap();
         assert!(out.status.success());
         let name = format!("help_{}", args.join("_").replace("--", ""));

@@ -7,6 +7,7 @@ mod durability;
 mod errors;
 mod handshakes;
 mod ingest;
+mod plugins;
 mod postgres;
 mod presets;
 mod retention;
