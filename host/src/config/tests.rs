@@ -248,3 +248,24 @@ fn keys_must_outlive_bodies() {
         Some(std::time::Duration::from_secs(365 * 86_400))
     );
 }
+
+/// A window on a preset that signs no timestamp would do nothing: refused.
+#[test]
+fn tolerance_is_refused_where_no_timestamp_is_signed() {
+    for (preset, extra) in [
+        ("github", ""),
+        ("shopify", ""),
+        ("hmac", "header = \"X-Sig\"\n"),
+        ("intercom", ""),
+    ] {
+        let text = format!(
+            "[sources.s]\nverify = \"{preset}\"\nsecrets = [\"x\"]\n{extra}tolerance_s = 300\n"
+        );
+        let msg = err(&text);
+        assert!(
+            msg.contains("key `sources.s.tolerance_s`"),
+            "{preset}: {msg}"
+        );
+        assert!(msg.contains("no timestamp"), "{preset}: {msg}");
+    }
+}

@@ -15,9 +15,9 @@ use sha1::Sha1;
 use sha2::{Sha256, Sha512};
 
 use super::{
-    decode_signature, malformed, no_variant, require_secrets, required_header, single_header,
-    BuildError, HmacAlgorithm, HmacParams, MacKeys, SignatureEncoding, Unverified, Verified,
-    Verifier, VerifierParams, VerifyError,
+    decode_signature, malformed, no_tolerance, no_variant, require_secrets, required_header,
+    single_header, BuildError, HmacAlgorithm, HmacParams, MacKeys, SignatureEncoding, Unverified,
+    Verified, Verifier, VerifierParams, VerifyError,
 };
 
 const PRESET: &str = "hmac";
@@ -80,6 +80,8 @@ pub(super) fn build_family(
     hmac: &HmacParams,
 ) -> Result<Arc<dyn Verifier>, BuildError> {
     no_variant(params, preset)?;
+    // Only the body is signed: a window would be a setting that does nothing.
+    no_tolerance(params, preset)?;
     let secrets = require_secrets(params, preset)?;
     let keys = || secrets.iter().map(|s| s.expose().as_bytes());
     let keys = match hmac.algorithm {

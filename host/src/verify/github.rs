@@ -15,7 +15,7 @@ use sha1::Sha1;
 use sha2::Sha256;
 
 use super::{
-    decode_signature, malformed, require_secrets, single_header, BuildError, MacKeys,
+    decode_signature, malformed, no_tolerance, require_secrets, single_header, BuildError, MacKeys,
     SignatureEncoding, Unverified, Verified, Verifier, VerifierParams, VerifyError,
 };
 
@@ -35,6 +35,7 @@ struct GitHub {
 /// Builds the `github` verifier: `secrets` required; `variant = "sha1"` also
 /// accepts the legacy `X-Hub-Signature` when `X-Hub-Signature-256` is absent.
 pub(super) fn build(params: &VerifierParams) -> Result<Arc<dyn Verifier>, BuildError> {
+    no_tolerance(params, PRESET)?;
     let secrets = require_secrets(params, PRESET)?;
     let keys = || secrets.iter().map(|s| s.expose().as_bytes());
     let sha1 = match params.variant.as_deref() {

@@ -10,7 +10,7 @@
 use std::sync::Arc;
 
 use super::{
-    generic_hmac, no_tolerance, BuildError, HmacAlgorithm, HmacParams, SignatureEncoding, Verifier,
+    generic_hmac, BuildError, HmacAlgorithm, HmacParams, SignatureEncoding, Verifier,
     VerifierParams,
 };
 
@@ -18,7 +18,6 @@ const PRESET: &str = "intercom";
 
 /// Builds the `intercom` verifier: `secrets` required; no window.
 pub(super) fn build(params: &VerifierParams) -> Result<Arc<dyn Verifier>, BuildError> {
-    no_tolerance(params, PRESET)?;
     let scheme = HmacParams {
         header: "X-Hub-Signature".into(),
         algorithm: HmacAlgorithm::Sha1,

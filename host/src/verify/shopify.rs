@@ -13,8 +13,8 @@ use hmac::Hmac;
 use sha2::Sha256;
 
 use super::{
-    decode_signature, single_header, BuildError, MacKeys, SignatureEncoding, Unverified, Verified,
-    Verifier, VerifierParams, VerifyError,
+    decode_signature, no_tolerance, single_header, BuildError, MacKeys, SignatureEncoding,
+    Unverified, Verified, Verifier, VerifierParams, VerifyError,
 };
 
 const PRESET: &str = "shopify";
@@ -38,6 +38,7 @@ struct Shopify {
 /// Builds the `shopify` verifier: `secrets` required (several while a client
 /// secret is rotated).
 pub(super) fn build(params: &VerifierParams) -> Result<Arc<dyn Verifier>, BuildError> {
+    no_tolerance(params, PRESET)?;
     let keys = MacKeys::from_params(params, PRESET)?;
     Ok(Arc::new(Shopify { keys }))
 }

@@ -9,7 +9,7 @@
 use std::sync::Arc;
 
 use super::{
-    generic_hmac, no_tolerance, BuildError, HmacAlgorithm, HmacParams, SignatureEncoding, Verifier,
+    generic_hmac, BuildError, HmacAlgorithm, HmacParams, SignatureEncoding, Verifier,
     VerifierParams,
 };
 
@@ -17,7 +17,6 @@ const PRESET: &str = "typeform";
 
 /// Builds the `typeform` verifier: `secrets` required; no window.
 pub(super) fn build(params: &VerifierParams) -> Result<Arc<dyn Verifier>, BuildError> {
-    no_tolerance(params, PRESET)?;
     let scheme = HmacParams {
         header: "Typeform-Signature".into(),
         algorithm: HmacAlgorithm::Sha256,
