@@ -15,8 +15,8 @@ use sha1::Sha1;
 use sha2::{Sha256, Sha512};
 
 use super::{
-    decode_signature, malformed, no_tolerance, no_variant, require_secrets, required_header,
-    single_header, BuildError, HmacAlgorithm, HmacParams, MacKeys, SignatureEncoding, Unverified,
+    decode_signature, id_header, malformed, no_tolerance, no_variant, require_secrets,
+    required_header, BuildError, HmacAlgorithm, HmacParams, MacKeys, SignatureEncoding, Unverified,
     Verified, Verifier, VerifierParams, VerifyError,
 };
 
@@ -148,9 +148,7 @@ impl Verifier for GenericHmac {
             return Err(VerifyError::Mismatch);
         }
         let provider_id = match self.id_header {
-            Some(name) => single_header(req.headers, name)?
-                .filter(|id| !id.is_empty())
-                .map(str::to_owned),
+            Some(name) => id_header(req.headers, &[name])?,
             None => None,
         };
         Ok(Verified {

@@ -15,8 +15,9 @@ use sha1::Sha1;
 use sha2::Sha256;
 
 use super::{
-    decode_signature, malformed, no_tolerance, require_secrets, single_header, BuildError, MacKeys,
-    SignatureEncoding, Unverified, Verified, Verifier, VerifierParams, VerifyError,
+    decode_signature, id_header, malformed, no_tolerance, require_secrets, single_header,
+    BuildError, MacKeys, SignatureEncoding, Unverified, Verified, Verifier, VerifierParams,
+    VerifyError,
 };
 
 const PRESET: &str = "github";
@@ -72,11 +73,7 @@ impl Verifier for GitHub {
         if !matched {
             return Err(VerifyError::Mismatch);
         }
-        // A repeated id header is refused like a repeated signature header:
-        // which copy is the idempotency key would be ambiguous.
-        let provider_id = single_header(req.headers, DELIVERY_HEADER)?
-            .filter(|id| !id.is_empty())
-            .map(str::to_owned);
+        let provider_id = id_header(req.headers, &[DELIVERY_HEADER])?;
         Ok(Verified {
             scheme: PRESET,
             provider_id,

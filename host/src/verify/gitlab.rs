@@ -84,16 +84,9 @@ impl Verifier for GitLabToken {
         if !self.digests.iter().any(|d| ct_eq(d, &digest)) {
             return Err(VerifyError::Mismatch);
         }
-        let mut provider_id = None;
-        for name in ID_HEADERS {
-            if let Some(id) = id_header(req.headers, name)? {
-                provider_id = Some(id);
-                break;
-            }
-        }
         Ok(Verified {
             scheme: PRESET,
-            provider_id,
+            provider_id: id_header(req.headers, &ID_HEADERS)?,
         })
     }
 }

@@ -381,15 +381,20 @@ pub(crate) fn body_event_id(body: &[u8], name: &str) -> Option<String> {
     }
 }
 
-/// The value of an optional id header (repeated is refused like a repeated
-/// signature header: which copy is the idempotency key would be ambiguous).
+/// The provider's id from the first of `names` that is present and not
+/// empty, in order of preference. A repeated header is refused like a
+/// repeated signature header: which copy is the idempotency key would be
+/// ambiguous.
 pub(crate) fn id_header(
     headers: &HeaderMap,
-    name: &'static str,
+    names: &[&'static str],
 ) -> Result<Option<String>, VerifyError> {
-    Ok(single_header(headers, name)?
-        .filter(|id| !id.is_empty())
-        .map(str::to_owned))
+    for name in names {
+        if let Some(id) = single_header(headers, name)?.filter(|id| !id.is_empty()) {
+            return Ok(Some(id.to_owned()));
+        }
+    }
+    Ok(None)
 }
 
 /// Decodes a signature that must be exactly `len` bytes. The length is checked

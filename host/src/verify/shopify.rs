@@ -13,8 +13,8 @@ use hmac::Hmac;
 use sha2::Sha256;
 
 use super::{
-    decode_signature, no_tolerance, single_header, BuildError, MacKeys, SignatureEncoding,
-    Unverified, Verified, Verifier, VerifierParams, VerifyError,
+    decode_signature, id_header, no_tolerance, single_header, BuildError, MacKeys,
+    SignatureEncoding, Unverified, Verified, Verifier, VerifierParams, VerifyError,
 };
 
 const PRESET: &str = "shopify";
@@ -56,18 +56,9 @@ impl Verifier for Shopify {
         if !self.keys.matches_any(&[req.body], &[mac]) {
             return Err(VerifyError::Mismatch);
         }
-        let mut provider_id = None;
-        // A repeated id header is refused (as for the signature): which copy
-        // is the idempotency key would be ambiguous.
-        for name in ID_HEADERS {
-            if let Some(id) = single_header(req.headers, name)?.filter(|id| !id.is_empty()) {
-                provider_id = Some(id.to_owned());
-                break;
-            }
-        }
         Ok(Verified {
             scheme: PRESET,
-            provider_id,
+            provider_id: id_header(req.headers, &ID_HEADERS)?,
         })
     }
 }

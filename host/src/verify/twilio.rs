@@ -82,7 +82,7 @@ impl Verifier for Twilio {
         }
         Ok(Verified {
             scheme: PRESET,
-            provider_id: id_header(req.headers, ID_HEADER)?,
+            provider_id: id_header(req.headers, &[ID_HEADER])?,
         })
     }
 }
