@@ -17,8 +17,9 @@ use std::sync::Arc;
 use ed25519_dalek::{Signature, VerifyingKey};
 
 use super::{
-    check_window, decode_signature, no_variant, parse_unix_seconds, required_header, BuildError,
-    Handshake, SignatureEncoding, Unverified, Verified, Verifier, VerifierParams, VerifyError,
+    check_window, decode_signature, parse_unix_seconds, public_key_only, required_header,
+    BuildError, Handshake, SignatureEncoding, Unverified, Verified, Verifier, VerifierParams,
+    VerifyError,
 };
 
 const PRESET: &str = "discord";
@@ -37,18 +38,7 @@ struct Discord {
 /// Builds the `discord` verifier: `public_key` (64 hex digits) required,
 /// `secrets` refused, `tolerance_s` optional (default 300).
 pub(super) fn build(params: &VerifierParams) -> Result<Arc<dyn Verifier>, BuildError> {
-    no_variant(params, PRESET)?;
-    if !params.secrets.is_empty() {
-        return Err(BuildError::Invalid {
-            preset: PRESET,
-            key: "secrets",
-            reason: "Discord signs with a key pair; configure only public_key".into(),
-        });
-    }
-    let text = params.public_key.as_deref().ok_or(BuildError::Missing {
-        preset: PRESET,
-        key: "public_key",
-    })?;
+    let text = public_key_only(params, PRESET, "Discord")?;
     let invalid = |reason: &str| BuildError::Invalid {
         preset: PRESET,
         key: "public_key",

@@ -381,6 +381,27 @@ pub(crate) fn body_event_id(body: &[u8], name: &str) -> Option<String> {
     }
 }
 
+/// The start of a build for a key-pair scheme: no `variant`, no `secrets`
+/// (`provider` signs with its private key), and the `public_key` text.
+pub(crate) fn public_key_only<'p>(
+    params: &'p VerifierParams,
+    preset: &'static str,
+    provider: &str,
+) -> Result<&'p str, BuildError> {
+    no_variant(params, preset)?;
+    if !params.secrets.is_empty() {
+        return Err(BuildError::Invalid {
+            preset,
+            key: "secrets",
+            reason: format!("{provider} signs with a key pair; configure only public_key"),
+        });
+    }
+    params.public_key.as_deref().ok_or(BuildError::Missing {
+        preset,
+        key: "public_key",
+    })
+}
+
 /// The provider's id from the first of `names` that is present and not
 /// empty, in order of preference. A repeated header is refused like a
 /// repeated signature header: which copy is the idempotency key would be

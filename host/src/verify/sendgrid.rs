@@ -18,7 +18,7 @@ use p256::ecdsa::{Signature, VerifyingKey};
 use p256::pkcs8::DecodePublicKey as _;
 
 use super::{
-    check_window, malformed, no_variant, parse_unix_seconds, required_header, BuildError,
+    check_window, malformed, parse_unix_seconds, public_key_only, required_header, BuildError,
     Unverified, Verified, Verifier, VerifierParams, VerifyError,
 };
 
@@ -41,18 +41,7 @@ struct SendGrid {
 /// Builds the `sendgrid` verifier: `public_key` (base64 DER) required,
 /// `secrets` refused, `tolerance_s` optional (default 300).
 pub(super) fn build(params: &VerifierParams) -> Result<Arc<dyn Verifier>, BuildError> {
-    no_variant(params, PRESET)?;
-    if !params.secrets.is_empty() {
-        return Err(BuildError::Invalid {
-            preset: PRESET,
-            key: "secrets",
-            reason: "SendGrid signs with a key pair; configure only public_key".into(),
-        });
-    }
-    let text = params.public_key.as_deref().ok_or(BuildError::Missing {
-        preset: PRESET,
-        key: "public_key",
-    })?;
+    let text = public_key_only(params, PRESET, "SendGrid")?;
     let invalid = |reason: &str| BuildError::Invalid {
         preset: PRESET,
         key: "public_key",
