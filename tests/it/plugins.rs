@@ -9,7 +9,7 @@ fn event(kind: &str, body: &str) -> PluginEvent {
     PluginEvent {
         id: "evt_01TEST".into(),
         source: "github".into(),
-        received_at_ms: 1_700_000_000_000,
+        received_at: 1_700_000_000_000,
         method: "POST".into(),
         path: "/webhooks/github".into(),
         headers: vec![

@@ -39,7 +39,7 @@ pub fn read_event(path: &Path, source: &str, raw: bool) -> anyhow::Result<Plugin
         return Ok(PluginEvent {
             id: "evt_offline".into(),
             source: source.into(),
-            received_at_ms: 0,
+            received_at: 0,
             method: "POST".into(),
             path: format!("/webhooks/{source}"),
             headers: Vec::new(),
@@ -58,7 +58,7 @@ pub fn read_event(path: &Path, source: &str, raw: bool) -> anyhow::Result<Plugin
         id: spec.id.unwrap_or_else(|| "evt_offline".into()),
         path: spec.path.unwrap_or_else(|| format!("/webhooks/{source}")),
         source,
-        received_at_ms: spec.received_at_ms.unwrap_or(0),
+        received_at: spec.received_at_ms.unwrap_or(0),
         method: spec.method.unwrap_or_else(|| "POST".into()),
         headers: spec
             .headers

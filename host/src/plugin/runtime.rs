@@ -70,24 +70,9 @@ impl std::fmt::Debug for LoadedPlugin {
     }
 }
 
-/// The event as a plugin receives it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PluginEvent {
-    /// Event id.
-    pub id: String,
-    /// Source name.
-    pub source: String,
-    /// Receive time, unix ms.
-    pub received_at_ms: u64,
-    /// HTTP method.
-    pub method: String,
-    /// Path and query.
-    pub path: String,
-    /// Lowercased headers.
-    pub headers: Vec<(String, String)>,
-    /// Raw body.
-    pub body: Vec<u8>,
-}
+/// The event as a plugin receives it: the WIT record itself (its fields
+/// are documented in `wit/router.wit`), so a call passes it without a copy.
+pub type PluginEvent = types::Event;
 
 /// What a run produced, as `hookyard plugin run` prints it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -299,7 +284,7 @@ impl Runtime {
                 max_bytes: limits.memory_bytes,
                 exceeded: false,
             },
-            wasi: super::wasi::context(&event.id, event.received_at_ms),
+            wasi: super::wasi::context(&event.id, event.received_at),
             table: ResourceTable::new(),
         };
         let mut store = Store::new(&self.engine, state);
@@ -338,18 +323,9 @@ impl Runtime {
             Ok(instance) => instance,
             Err(error) => return Err(trap(error, &store)),
         };
-        let wit_event = types::Event {
-            id: event.id.clone(),
-            source: event.source.clone(),
-            received_at: event.received_at_ms,
-            method: event.method.clone(),
-            path: event.path.clone(),
-            headers: event.headers.clone(),
-            body: event.body.clone(),
-        };
         let result = instance
             .hookyard_router_handler()
-            .call_handle(&mut store, &wit_event);
+            .call_handle(&mut store, event);
         let actions = match result {
             Ok(Ok(actions)) => actions,
             Ok(Err(types::PluginError::Rejected(why))) => return Err(RunError::Rejected(why)),
