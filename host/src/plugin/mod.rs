@@ -11,4 +11,7 @@ pub mod offline;
 mod runtime;
 mod wasi;
 
-pub use runtime::{Limits, LoadedPlugin, PluginEvent, PluginOutput, RunError, Runtime};
+pub use runtime::{
+    Call, Limits, LoadedPlugin, PluginAction, PluginDelivery, PluginEvent, PluginOutput, RunError,
+    Runtime,
+};

@@ -74,6 +74,12 @@ impl std::fmt::Debug for LoadedPlugin {
 /// are documented in `wit/router.wit`), so a call passes it without a copy.
 pub type PluginEvent = types::Event;
 
+/// An action as the plugin returned it (`wit/router.wit`, `action`).
+pub type PluginAction = types::Action;
+
+/// A delivery as the plugin returned it (`wit/router.wit`, `delivery`).
+pub type PluginDelivery = types::Delivery;
+
 /// What a run produced, as `hookyard plugin run` prints it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "action", rename_all = "snake_case")]
@@ -186,7 +192,7 @@ impl wasmtime::ResourceLimiter for MemoryCap {
 /// What a plugin's host functions see.
 struct HostState {
     plugin: String,
-    config: BTreeMap<String, String>,
+    config: Arc<BTreeMap<String, String>>,
     memory: MemoryCap,
     wasi: WasiCtx,
     table: ResourceTable,
@@ -268,7 +274,8 @@ impl Runtime {
         Ok(LoadedPlugin { pre, version })
     }
 
-    /// Runs `event` through a fresh instance of `plugin`.
+    /// Runs `event` through a fresh instance of `plugin` and returns its
+    /// actions as printable data (`hookyard plugin run`, tests).
     pub fn run(
         &self,
         plugin_name: &str,
@@ -277,9 +284,26 @@ impl Runtime {
         limits: Limits,
         event: &PluginEvent,
     ) -> Result<Vec<PluginOutput>, RunError> {
+        let config = Arc::new(config.clone());
+        let call = self.call(plugin_name, plugin, &config, limits, event);
+        call.result
+            .map(|actions| actions.into_iter().map(output).collect())
+    }
+
+    /// Runs `event` through a fresh instance of `plugin`: the actions as the
+    /// plugin returned them (checked against `limits`), with what the call cost.
+    pub fn call(
+        &self,
+        plugin_name: &str,
+        plugin: &LoadedPlugin,
+        config: &Arc<BTreeMap<String, String>>,
+        limits: Limits,
+        event: &PluginEvent,
+    ) -> Call {
+        let started = Instant::now();
         let state = HostState {
             plugin: plugin_name.to_string(),
-            config: config.clone(),
+            config: Arc::clone(config),
             memory: MemoryCap {
                 max_bytes: limits.memory_bytes,
                 exceeded: false,
@@ -289,64 +313,91 @@ impl Runtime {
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.memory);
-        store
-            .set_fuel(limits.fuel)
-            .map_err(|e| RunError::Trap(e.to_string()))?;
-        let ticks = limits
-            .timeout
-            .as_millis()
-            .div_ceil(EPOCH_TICK.as_millis())
-            .max(1);
-        store.set_epoch_deadline(u64::try_from(ticks).unwrap_or(u64::MAX));
-        let started = Instant::now();
-        let trap = |error: wasmtime::Error, store: &Store<HostState>| {
-            if store.data().memory.exceeded {
-                return RunError::Memory {
-                    memory_mb: limits.memory_bytes >> 20,
-                };
-            }
-            if store.get_fuel().is_ok_and(|left| left == 0) {
-                return RunError::OutOfFuel { fuel: limits.fuel };
-            }
-            if matches!(
-                error.downcast_ref::<wasmtime::Trap>(),
-                Some(wasmtime::Trap::Interrupt)
-            ) || started.elapsed() >= limits.timeout
-            {
-                return RunError::Deadline {
-                    timeout_ms: u64::try_from(limits.timeout.as_millis()).unwrap_or(u64::MAX),
-                };
-            }
-            RunError::Trap(format!("{error:#}"))
-        };
-        let instance = match plugin.pre.instantiate(&mut store) {
-            Ok(instance) => instance,
-            Err(error) => return Err(trap(error, &store)),
-        };
-        let result = instance
-            .hookyard_router_handler()
-            .call_handle(&mut store, event);
-        let actions = match result {
-            Ok(Ok(actions)) => actions,
-            Ok(Err(types::PluginError::Rejected(why))) => return Err(RunError::Rejected(why)),
-            Ok(Err(types::PluginError::InvalidInput(why))) => {
-                return Err(RunError::InvalidInput(why))
-            }
-            Ok(Err(types::PluginError::Internal(why))) => return Err(RunError::Internal(why)),
-            Err(error) => return Err(trap(error, &store)),
-        };
-        if actions.is_empty() {
-            return Err(RunError::NoAction);
+        let result = call_in(&mut store, plugin, limits, event, started);
+        let fuel_used = limits
+            .fuel
+            .saturating_sub(store.get_fuel().unwrap_or(limits.fuel));
+        Call {
+            result,
+            fuel_used,
+            elapsed: started.elapsed(),
         }
-        let bytes: usize = actions.iter().map(action_bytes).sum();
-        if bytes > limits.max_output_bytes {
-            return Err(RunError::OutputTooLarge {
-                bytes,
-                limit: limits.max_output_bytes,
-            });
-        }
-        Ok(actions.into_iter().map(output).collect())
     }
+}
+
+/// One call's outcome and cost.
+#[derive(Debug)]
+pub struct Call {
+    /// The actions, or why there are none.
+    pub result: Result<Vec<PluginAction>, RunError>,
+    /// Fuel the call consumed (instantiation included).
+    pub fuel_used: u64,
+    /// Wall-clock time of the call (instantiation included).
+    pub elapsed: Duration,
+}
+
+/// Instantiates `plugin` in `store` and calls its handler under `limits`.
+fn call_in(
+    store: &mut Store<HostState>,
+    plugin: &LoadedPlugin,
+    limits: Limits,
+    event: &PluginEvent,
+    started: Instant,
+) -> Result<Vec<PluginAction>, RunError> {
+    store
+        .set_fuel(limits.fuel)
+        .map_err(|e| RunError::Trap(e.to_string()))?;
+    let ticks = limits
+        .timeout
+        .as_millis()
+        .div_ceil(EPOCH_TICK.as_millis())
+        .max(1);
+    store.set_epoch_deadline(u64::try_from(ticks).unwrap_or(u64::MAX));
+    let trap = |error: wasmtime::Error, store: &Store<HostState>| {
+        if store.data().memory.exceeded {
+            return RunError::Memory {
+                memory_mb: limits.memory_bytes >> 20,
+            };
+        }
+        if store.get_fuel().is_ok_and(|left| left == 0) {
+            return RunError::OutOfFuel { fuel: limits.fuel };
+        }
+        if matches!(
+            error.downcast_ref::<wasmtime::Trap>(),
+            Some(wasmtime::Trap::Interrupt)
+        ) || started.elapsed() >= limits.timeout
+        {
+            return RunError::Deadline {
+                timeout_ms: u64::try_from(limits.timeout.as_millis()).unwrap_or(u64::MAX),
+            };
+        }
+        RunError::Trap(format!("{error:#}"))
+    };
+    let instance = match plugin.pre.instantiate(&mut *store) {
+        Ok(instance) => instance,
+        Err(error) => return Err(trap(error, store)),
+    };
+    let result = instance
+        .hookyard_router_handler()
+        .call_handle(&mut *store, event);
+    let actions = match result {
+        Ok(Ok(actions)) => actions,
+        Ok(Err(types::PluginError::Rejected(why))) => return Err(RunError::Rejected(why)),
+        Ok(Err(types::PluginError::InvalidInput(why))) => return Err(RunError::InvalidInput(why)),
+        Ok(Err(types::PluginError::Internal(why))) => return Err(RunError::Internal(why)),
+        Err(error) => return Err(trap(error, store)),
+    };
+    if actions.is_empty() {
+        return Err(RunError::NoAction);
+    }
+    let bytes: usize = actions.iter().map(action_bytes).sum();
+    if bytes > limits.max_output_bytes {
+        return Err(RunError::OutputTooLarge {
+            bytes,
+            limit: limits.max_output_bytes,
+        });
+    }
+    Ok(actions)
 }
 
 /// The size of an action as counted against `max_output_bytes`.
