@@ -12,7 +12,11 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
+use crate::dispatch::{Dispatcher, Routes};
 use crate::ingest::{self, IngestState, PeerAddr};
+use crate::plugin::registry::Plugins;
+use crate::plugin::reload;
+use crate::plugin::Runtime;
 use crate::store;
 
 /// Runs the router on `listener` until `shutdown` completes.
@@ -25,6 +29,27 @@ pub async fn run(
         .await
         .context("opening the store")?;
     warn_about_development_defaults(&config);
+    warn_about_undelivered_sinks(&config);
+
+    // Compiling components takes seconds: off the async threads.
+    let plugin_configs = config.plugins.clone();
+    let plugins = tokio::task::spawn_blocking(move || {
+        let runtime = Runtime::new().context("starting the plugin runtime")?;
+        Plugins::load(runtime, &plugin_configs)
+    })
+    .await
+    .context("plugin loading task")??;
+    let plugins = Arc::new(plugins);
+    let routes = Routes {
+        sources: config
+            .sources
+            .iter()
+            .map(|(name, source)| (name.clone(), source.route.clone()))
+            .collect(),
+        plugins: plugins.clone(),
+    };
+    let dispatcher =
+        Dispatcher::start(store.clone(), routes).context("starting the dispatch workers")?;
 
     let state = IngestState {
         sources: Arc::new(config.sources.clone()),
@@ -36,6 +61,7 @@ pub async fn run(
             "http"
         },
         trusted_proxies: Arc::new(config.server.trusted_proxies.clone()),
+        dispatch: Some(dispatcher.handle()),
     };
     let app: Router = ingest::router(state);
 
@@ -45,6 +71,8 @@ pub async fn run(
         shutdown.await;
         stop.cancel();
     });
+
+    let reloader = reload::watch(plugins, token.clone()).context("watching plugin files")?;
 
     // Retention runs beside ingest and stops with it (a purge in progress
     // finishes its current chunk's statement first).
@@ -68,6 +96,10 @@ pub async fn run(
     }
     token.cancel();
     let _ = purges.await;
+    reloader.join().await;
+    // Outcomes already computed are written; events still queued stay
+    // `received` and are dispatched at the next start.
+    dispatcher.stop().await;
     // Every acknowledged request has committed; this commits whatever an
     // unacknowledged one left queued and closes the connections cleanly.
     store.close().await;
@@ -103,6 +135,16 @@ async fn serve(
         }
     }
     Ok(())
+}
+
+/// Delivery is issue #5: until it lands, deliveries wait in the store.
+fn warn_about_undelivered_sinks(config: &Config) {
+    if !config.sinks.is_empty() {
+        tracing::warn!(
+            sinks = config.sinks.len(),
+            "Sinks are configured, but this build does not deliver yet: deliveries are stored as pending."
+        );
+    }
 }
 
 /// A secret from `${NAME:-default}` is in the repository for anyone to read.

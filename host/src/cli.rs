@@ -35,7 +35,7 @@ struct Cli {
 enum Command {
     /// Run the router: receive webhooks on `server.listen` until SIGTERM or Ctrl-C.
     Serve,
-    /// Validate the configuration (and build every verifier) without starting.
+    /// Validate the configuration (build every verifier, compile every plugin) without starting.
     Check,
     /// Work with plugins without a router.
     Plugin {
@@ -94,11 +94,25 @@ pub fn main() -> ExitCode {
     };
     match cli.command {
         Command::Check => {
+            // The plugins too: a file that is missing or not a component of
+            // the plugin world would stop the router at start.
+            let plugins = crate::plugin::Runtime::new().and_then(|runtime| {
+                crate::plugin::registry::Plugins::load(runtime, &config.plugins)
+            });
+            if let Err(e) = plugins {
+                eprintln!("error: {}: {e:#}", cli.config.display());
+                return ExitCode::from(EXIT_CONFIG);
+            }
+            let plural = |n: usize| if n == 1 { "" } else { "s" };
+            let loaded = match config.plugins.len() {
+                0 => String::new(),
+                n => format!(", {n} plugin{} compiled", plural(n)),
+            };
             println!(
-                "{}: ok ({} source{})",
+                "{}: ok ({} source{}{loaded})",
                 cli.config.display(),
                 config.sources.len(),
-                if config.sources.len() == 1 { "" } else { "s" }
+                plural(config.sources.len()),
             );
             ExitCode::SUCCESS
         }

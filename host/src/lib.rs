@@ -7,8 +7,10 @@
 //! - [`ingest`]: the `POST /webhooks/{source}` handler, body limit, error responses.
 //! - [`verify`]: one file per signature scheme behind the `Verifier` trait; no I/O.
 //! - [`store`]: the `Store` trait with SQLite and Postgres backends and group commit.
-//! - [`plugin`]: the wasmtime runtime for plugin components (`wit/`), with limits;
-//!   `hookyard plugin run`. Not yet wired to stored events.
+//! - [`dispatch`]: after the ack, each stored event through its source's plugin
+//!   (or to its sinks); outcomes, plugin runs and pending deliveries written together.
+//! - [`plugin`]: the wasmtime runtime for plugin components (`wit/`), with limits,
+//!   the registry of loaded plugins; `hookyard plugin run`.
 //! - [`app`]: wiring, the listener (plain or TLS), graceful shutdown.
 //! - [`cli`]: the `hookyard` command line (`serve`, `check`).
 //!
@@ -19,6 +21,7 @@ pub mod app;
 pub mod cidr;
 pub mod cli;
 pub mod config;
+pub mod dispatch;
 pub mod ingest;
 pub mod plugin;
 pub mod secret;

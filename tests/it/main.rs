@@ -3,9 +3,11 @@
 
 mod allow_ips;
 mod cli;
+mod dispatch;
 mod durability;
 mod errors;
 mod handshakes;
+mod hot_reload;
 mod ingest;
 mod plugins;
 mod postgres;

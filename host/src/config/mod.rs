@@ -14,8 +14,10 @@ use std::path::{Path, PathBuf};
 mod interpolate;
 mod raw;
 mod validate;
+mod validate_routes;
 
 pub use validate::{Config, ServerConfig, SourceConfig, TlsConfig};
+pub use validate_routes::{PluginConfig, SinkConfig, SinkKind, SourceRoute};
 
 /// Why a configuration was refused. Every variant names the file; those
 /// about a value name its key path (`sources.github.verify`).
@@ -126,3 +128,6 @@ pub fn parse(
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod tests_routes;

@@ -17,6 +17,10 @@ pub(super) struct RawConfig {
     pub(super) store: RawStore,
     #[serde(default)]
     pub(super) sources: BTreeMap<String, RawSource>,
+    #[serde(default)]
+    pub(super) plugins: BTreeMap<String, RawPlugin>,
+    #[serde(default)]
+    pub(super) sinks: BTreeMap<String, RawSink>,
 }
 
 /// `[server]`.
@@ -96,4 +100,39 @@ pub(super) struct RawSource {
     pub(super) id_header: Option<String>,
     pub(super) public_url: Option<String>,
     pub(super) allow_ips: Option<Vec<String>>,
+    pub(super) plugin: Option<String>,
+    pub(super) sinks: Option<Vec<String>>,
+}
+
+/// `[plugins.NAME]`. Limits left out take the runtime's defaults.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawPlugin {
+    pub(super) wasm: String,
+    #[serde(default)]
+    pub(super) sinks: Vec<String>,
+    pub(super) fuel: Option<u64>,
+    pub(super) timeout_ms: Option<u64>,
+    pub(super) memory_mb: Option<u64>,
+    pub(super) max_output_bytes: Option<u64>,
+    #[serde(default)]
+    pub(super) warm_instances: usize,
+    /// Strings, numbers or booleans; the plugin sees them all as strings.
+    #[serde(default)]
+    pub(super) config: BTreeMap<String, toml::Value>,
+}
+
+/// `[sinks.NAME]`: one flat table for every type; validation checks which
+/// keys the type reads, as for sources.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawSink {
+    #[serde(rename = "type")]
+    pub(super) kind: Option<String>,
+    pub(super) url: Option<String>,
+    pub(super) path: Option<String>,
+    pub(super) subject: Option<String>,
+    pub(super) stream: Option<String>,
+    pub(super) exchange: Option<String>,
+    pub(super) routing_key: Option<String>,
 }

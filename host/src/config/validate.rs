@@ -8,6 +8,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::raw::{RawConfig, RawServer, RawSource, RawStore};
+use super::validate_routes::{
+    source_route, valid_name, validate_plugins, validate_sinks, PluginConfig, SinkConfig,
+    SourceRoute,
+};
 use super::ConfigError;
 use crate::cidr::CidrList;
 use crate::store::{GroupCommitConfig, Retention, SqliteSynchronous, StoreConfig};
@@ -24,6 +28,10 @@ pub struct Config {
     pub store: StoreConfig,
     /// `[sources.*]` by name.
     pub sources: BTreeMap<String, SourceConfig>,
+    /// `[plugins.*]` by name.
+    pub plugins: BTreeMap<String, PluginConfig>,
+    /// `[sinks.*]` by name.
+    pub sinks: BTreeMap<String, SinkConfig>,
 }
 
 /// `[server]`, typed.
@@ -67,6 +75,8 @@ pub struct SourceConfig {
     pub public_url: Option<String>,
     /// Only these client addresses may post to this source (others: 403).
     pub allow_ips: Option<CidrList>,
+    /// Where its stored events go.
+    pub route: SourceRoute,
 }
 
 pub(super) fn validate(
@@ -81,11 +91,15 @@ pub(super) fn validate(
     };
     let server = validate_server(raw.server, &invalid)?;
     let store = validate_store(raw.store, &invalid)?;
+    let sinks = validate_sinks(raw.sinks, &invalid)?;
+    let plugins = validate_plugins(&file, raw.plugins, &sinks, &invalid)?;
     let mut sources = BTreeMap::new();
-    for (name, source) in raw.sources {
+    for (name, mut source) in raw.sources {
         let prefix = format!("sources.{name}.");
         let uses_dev_default = dev_defaults.iter().any(|k| k.starts_with(&prefix));
-        let typed = validate_source(&file, &name, source, uses_dev_default, &invalid)?;
+        let (plugin, sink_names) = (source.plugin.take(), source.sinks.take());
+        let mut typed = validate_source(&file, &name, source, uses_dev_default, &invalid)?;
+        typed.route = source_route(&name, plugin, sink_names, &plugins, &sinks, &invalid)?;
         sources.insert(name, typed);
     }
     Ok(Config {
@@ -93,10 +107,12 @@ pub(super) fn validate(
         server,
         store,
         sources,
+        plugins,
+        sinks,
     })
 }
 
-type Invalid<'a> = dyn Fn(String, String) -> ConfigError + 'a;
+pub(super) type Invalid<'a> = dyn Fn(String, String) -> ConfigError + 'a;
 
 fn validate_server(raw: RawServer, invalid: &Invalid<'_>) -> Result<ServerConfig, ConfigError> {
     let listen = raw.listen.parse().map_err(|_| {
@@ -227,11 +243,7 @@ fn validate_source(
     invalid: &Invalid<'_>,
 ) -> Result<SourceConfig, ConfigError> {
     let key = |k: &str| format!("sources.{name}.{k}");
-    let valid_name = !name.is_empty()
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
-    if !valid_name {
+    if !valid_name(name) {
         return Err(invalid(
             format!("sources.{name}"),
             "a source name of lowercase letters, digits, '-' and '_' (it is a URL path segment)"
@@ -340,6 +352,7 @@ fn validate_source(
         uses_dev_default,
         public_url,
         allow_ips,
+        route: SourceRoute::StoreOnly,
     })
 }
 

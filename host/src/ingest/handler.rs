@@ -14,6 +14,7 @@ use super::client_ip::{client_ip, PeerAddr};
 use super::extract::{raw_body, stored_headers};
 use super::log::{HandshakeAnswered, Outcome};
 use super::{IngestError, IngestState};
+use crate::config::SourceRoute;
 use crate::store::{EventId, NewEvent};
 use crate::verify::Unverified;
 
@@ -102,8 +103,18 @@ pub(super) async fn receive(
         body,
         received_at_ms: now.as_millis() as i64,
         verification: verified.scheme.to_string(),
+        dispatch: source_config.route != SourceRoute::StoreOnly,
     };
+    // Built before the insert consumes the event; the body is shared, not copied.
+    let job = state
+        .dispatch
+        .as_ref()
+        .filter(|_| event.dispatch)
+        .map(|_| crate::dispatch::DispatchJob::from_new(&event));
     let inserted = state.store.insert_event(event).await?;
+    if let (Some(dispatch), Some(job), false) = (&state.dispatch, job, inserted.duplicate) {
+        dispatch.offer(job);
+    }
 
     let outcome = Outcome {
         event_id: inserted.id.clone(),

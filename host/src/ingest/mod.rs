@@ -34,6 +34,9 @@ pub struct IngestState {
     pub scheme: &'static str,
     /// Peers whose `X-Forwarded-For` names the client.
     pub trusted_proxies: Arc<CidrList>,
+    /// Where newly stored events are handed over for dispatch (`None`:
+    /// store only, as in ingest-only tests and benchmarks).
+    pub dispatch: Option<crate::dispatch::DispatchHandle>,
 }
 
 /// The ingest routes with their per-request log line. Serve them with

@@ -1,16 +1,18 @@
 //! Plugins: WebAssembly components of the `wit/` world `plugin`, run by
 //! wasmtime with a fuel budget, a wall-clock deadline and a memory cap.
 //!
-//! This is the first slice of issue #4: load a component, run one event
-//! through it with a fresh instance, get its actions (`hookyard plugin run`).
-//! Dispatch from the store, the pooling allocator, the on-disk cache, the
-//! warm pool and hot reload come next.
+//! [`Runtime`] compiles and calls components; [`registry::Plugins`] holds
+//! the configured plugins and the version each one serves; `offline` is
+//! `hookyard plugin run`. Dispatch (`crate::dispatch`) calls them.
 
 mod bindings;
 pub mod offline;
+pub mod registry;
+pub mod reload;
 mod runtime;
 mod wasi;
 
+pub use runtime::version_of;
 pub use runtime::{
     Call, Limits, LoadedPlugin, PluginAction, PluginDelivery, PluginEvent, PluginOutput, RunError,
     Runtime,

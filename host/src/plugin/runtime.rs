@@ -268,7 +268,7 @@ impl Runtime {
     /// Compiles and links a component; fails if it is not a component of
     /// the `plugin` world or imports anything the host does not give.
     pub fn load(&self, wasm: &[u8]) -> anyhow::Result<LoadedPlugin> {
-        let version = format!("sha256:{}", hex::encode(Sha256::digest(wasm)));
+        let version = version_of(wasm);
         let component = Component::new(&self.engine, wasm)?;
         let pre = PluginPre::new(self.linker.instantiate_pre(&component)?)?;
         Ok(LoadedPlugin { pre, version })
@@ -398,6 +398,11 @@ fn call_in(
         });
     }
     Ok(actions)
+}
+
+/// A component's version: `sha256:` and the hex digest of its bytes.
+pub fn version_of(wasm: &[u8]) -> String {
+    format!("sha256:{}", hex::encode(Sha256::digest(wasm)))
 }
 
 /// The size of an action as counted against `max_output_bytes`.

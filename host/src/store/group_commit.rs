@@ -12,7 +12,7 @@
 //! The writer is whoever holds the [`Intake`]: a tokio task for Postgres
 //! ([`GroupCommit::start`] with a [`BatchWriter`]), or the SQLite writer's
 //! own OS thread, which takes batches straight off the queue with
-//! [`Intake::blocking_next_batch`] so no async task sits between the
+//! [`Intake::blocking_next`] so no async task sits between the
 //! requests and the database (a hop each way per batch, each a wait for a
 //! busy worker's attention; see `sqlite_writer.rs`).
 
@@ -96,36 +96,62 @@ pub(crate) fn answers(
 /// Where an insert's answer goes.
 type Answer = oneshot::Sender<Result<Inserted, StoreError>>;
 
-/// What the queue carries.
+/// What the queue carries. `J` is other work for the same writer (the
+/// SQLite writer's dispatch writes, which must not contend with ingest for
+/// the file lock); a writer without such work uses [`NoJobs`].
 #[expect(
     clippy::large_enum_variant,
-    reason = "all but the last message are inserts; boxing would allocate per insert"
+    reason = "nearly all messages are inserts; boxing would allocate per insert"
 )]
-enum Msg {
+enum Msg<J> {
     /// An insert waiting for its batch.
     Insert(NewEvent, Answer),
+    /// Other work, run between two batches in queue order.
+    Job(J),
     /// Sent by [`GroupCommit::close`]: take no more, finish what is queued.
     Stop,
 }
 
+/// The job type of a writer that takes only inserts.
+pub(crate) enum NoJobs {}
+
+/// What a writer on its own thread takes next.
+pub(crate) enum Work<J> {
+    /// Inserts to commit together.
+    Batch(Batch),
+    /// One job.
+    Job(J),
+}
+
 /// The sending side: what the store's `insert_event` and `close` use.
 #[derive(Debug)]
-pub(crate) struct GroupCommit {
-    queue: mpsc::Sender<Msg>,
+pub(crate) struct GroupCommit<J = NoJobs> {
+    queue: mpsc::Sender<Msg<J>>,
     /// Set by `close`: inserts are refused from then on.
     closing: AtomicBool,
     /// Cancelled when the writer has dropped its [`Intake`], i.e. finished.
     finished: CancellationToken,
 }
 
-impl GroupCommit {
+impl<J> std::fmt::Debug for Msg<J> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Insert(..) => "Insert",
+            Self::Job(_) => "Job",
+            Self::Stop => "Stop",
+        })
+    }
+}
+
+impl<J: Send + 'static> GroupCommit<J> {
     /// A queue and its receiving end, for a writer that runs its own loop.
-    pub(crate) fn channel(config: &GroupCommitConfig) -> (Self, Intake) {
+    pub(crate) fn channel(config: &GroupCommitConfig) -> (Self, Intake<J>) {
         // Zero would panic (channel) or never commit (batch): treat it as 1.
         let (queue, rx) = mpsc::channel(config.queue_capacity.max(1));
         let finished = CancellationToken::new();
         let intake = Intake {
             rx,
+            held: None,
             max_batch: config.max_batch.max(1),
             _finished: finished.clone().drop_guard(),
         };
@@ -135,18 +161,6 @@ impl GroupCommit {
             finished,
         };
         (commits, intake)
-    }
-
-    /// A queue served by a tokio task that commits through `writer`
-    /// (`backend` names it in errors).
-    pub(crate) fn start<W: BatchWriter>(
-        writer: Arc<W>,
-        backend: &'static str,
-        config: &GroupCommitConfig,
-    ) -> Self {
-        let (commits, intake) = Self::channel(config);
-        tokio::spawn(run_writer(writer, backend, intake));
-        commits
     }
 
     /// Queues `event` and waits until its batch is committed.
@@ -165,6 +179,18 @@ impl GroupCommit {
             })?;
         // A dropped sender means the writer ended without answering (it panicked).
         answered.await.unwrap_or(Err(StoreError::Closed))
+    }
+
+    /// Queues `job` behind everything already queued, waiting for room
+    /// (jobs come from background work, which can wait; inserts cannot).
+    pub(crate) async fn job(&self, job: J) -> Result<(), StoreError> {
+        if self.closing.load(Ordering::Acquire) {
+            return Err(StoreError::Closed);
+        }
+        self.queue
+            .send(Msg::Job(job))
+            .await
+            .map_err(|_| StoreError::Closed)
     }
 
     /// Whether the writer still accepts inserts.
@@ -187,29 +213,53 @@ impl GroupCommit {
 /// The receiving side, held by the writer. Dropping it tells `close` that
 /// the writer has finished.
 #[derive(Debug)]
-pub(crate) struct Intake {
-    rx: mpsc::Receiver<Msg>,
+pub(crate) struct Intake<J = NoJobs> {
+    rx: mpsc::Receiver<Msg<J>>,
+    /// A job met while filling a batch: it runs right after that batch.
+    held: Option<J>,
     max_batch: usize,
     _finished: DropGuard,
 }
 
-impl Intake {
+impl GroupCommit<NoJobs> {
+    /// A queue served by a tokio task that commits through `writer`
+    /// (`backend` names it in errors).
+    pub(crate) fn start<W: BatchWriter>(
+        writer: Arc<W>,
+        backend: &'static str,
+        config: &GroupCommitConfig,
+    ) -> Self {
+        let (commits, intake) = Self::channel(config);
+        tokio::spawn(run_writer(writer, backend, intake));
+        commits
+    }
+}
+
+impl Intake<NoJobs> {
     /// Waits for the next batch; `None` once stopped and drained.
     pub(crate) async fn next_batch(&mut self) -> Option<Batch> {
         loop {
             match self.rx.recv().await? {
                 Msg::Insert(event, answer) => return Some(self.fill((event, answer))),
+                Msg::Job(never) => match never {},
                 Msg::Stop => self.rx.close(),
             }
         }
     }
+}
 
-    /// [`Intake::next_batch`] for a writer on its own OS thread (never call
-    /// it on an async runtime's thread: it blocks).
-    pub(crate) fn blocking_next_batch(&mut self) -> Option<Batch> {
+impl<J> Intake<J> {
+    /// The next batch or job, for a writer on its own OS thread (never
+    /// call it on an async runtime's thread: it blocks); `None` once
+    /// stopped and drained.
+    pub(crate) fn blocking_next(&mut self) -> Option<Work<J>> {
+        if let Some(job) = self.held.take() {
+            return Some(Work::Job(job));
+        }
         loop {
             match self.rx.blocking_recv()? {
-                Msg::Insert(event, answer) => return Some(self.fill((event, answer))),
+                Msg::Insert(event, answer) => return Some(Work::Batch(self.fill((event, answer)))),
+                Msg::Job(job) => return Some(Work::Job(job)),
                 Msg::Stop => self.rx.close(),
             }
         }
@@ -222,6 +272,11 @@ impl Intake {
         while jobs.len() < self.max_batch {
             match self.rx.try_recv() {
                 Ok(Msg::Insert(event, answer)) => jobs.push((event, answer)),
+                // Ends the batch; the job runs next, so queue order holds.
+                Ok(Msg::Job(job)) => {
+                    self.held = Some(job);
+                    break;
+                }
                 // Queued work first: closing keeps what is buffered receivable.
                 Ok(Msg::Stop) => self.rx.close(),
                 Err(_) => break,
@@ -328,7 +383,11 @@ impl Batch {
 
 /// The writer task of [`GroupCommit::start`]: one batch at a time until
 /// stopped and drained.
-async fn run_writer<W: BatchWriter>(writer: Arc<W>, backend: &'static str, mut intake: Intake) {
+async fn run_writer<W: BatchWriter>(
+    writer: Arc<W>,
+    backend: &'static str,
+    mut intake: Intake<NoJobs>,
+) {
     while let Some(batch) = intake.next_batch().await {
         let started = std::time::Instant::now();
         let written = writer.write_batch(batch.rows()).await;

@@ -11,15 +11,22 @@ use std::sync::Arc;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
+mod dispatch;
 mod group_commit;
 mod postgres;
+mod postgres_dispatch;
 mod retention;
 mod row;
 mod sqlite;
+mod sqlite_dispatch;
 mod sqlite_purge;
 mod sqlite_writer;
 mod wal_sync;
 
+pub use dispatch::{
+    Backlog, DeliveryRecord, DispatchOutcome, EventOutcome, NewDelivery, NewPluginRun,
+    PluginRunRecord, DISPATCH_GRACE_MS,
+};
 pub use group_commit::GroupCommitConfig;
 pub use postgres::PostgresStore;
 pub use retention::{run_purges, Cutoffs, Purged, Retention};
@@ -85,6 +92,10 @@ pub struct NewEvent {
     pub received_at_ms: i64,
     /// The verification result: the scheme that accepted it (`"none"` if unverified by config).
     pub verification: String,
+    /// Whether the event waits for dispatch (`received`). False when its
+    /// source routes nowhere: stored as `processed` at once, so a
+    /// store-only source costs dispatch nothing.
+    pub dispatch: bool,
 }
 
 /// The outcome of an insert.
@@ -117,10 +128,14 @@ pub struct StoredEvent {
     pub received_at_ms: i64,
     /// Verification result.
     pub verification: String,
-    /// Processing status (`received` until the plugin stage exists).
+    /// `received` (not yet dispatched), `processed`, `dropped` or `failed`.
     pub status: String,
     /// When retention dropped the body and headers (then empty); `None` while kept.
     pub body_purged_at_ms: Option<i64>,
+    /// Dispatch attempts that ended (retries count).
+    pub dispatch_attempts: u32,
+    /// Why it was dropped or failed, or why its last attempt failed.
+    pub status_reason: Option<String>,
 }
 
 /// Why a storage operation failed.
@@ -230,6 +245,33 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// `cutoffs.rows_before_ms`. Works in short transactions beside ingest.
     async fn purge(&self, cutoffs: Cutoffs) -> Result<Purged, StoreError>;
 
+    /// Claims up to `limit` events due for dispatch (status `received`,
+    /// `dispatch_at_ms <= now_ms`), oldest due first, and moves their due
+    /// time to `now_ms + lease_ms`, so no other claimer (a sweep of this or
+    /// another router process) takes them while this one works.
+    async fn claim_due_events(
+        &self,
+        now_ms: i64,
+        lease_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<StoredEvent>, StoreError>;
+
+    /// Records dispatch outcomes. Each event's new status, its plugin run
+    /// and its deliveries are written in one transaction (one per call), and
+    /// only if the event is still `received`: an event that another claimer
+    /// finished first is skipped whole, so it never gets two sets of
+    /// deliveries. Returns how many outcomes were applied.
+    async fn finish_dispatch(&self, outcomes: Vec<DispatchOutcome>) -> Result<usize, StoreError>;
+
+    /// The plugin runs recorded for an event, oldest first.
+    async fn plugin_runs(&self, event: &EventId) -> Result<Vec<PluginRunRecord>, StoreError>;
+
+    /// The deliveries created for an event, in order.
+    async fn deliveries(&self, event: &EventId) -> Result<Vec<DeliveryRecord>, StoreError>;
+
+    /// Undispatched events and pending deliveries.
+    async fn backlog(&self) -> Result<Backlog, StoreError>;
+
     /// Stops accepting inserts, commits what is queued, closes connections.
     async fn close(&self);
 }
@@ -245,6 +287,15 @@ pub struct StoreConfig {
     pub group_commit: GroupCommitConfig,
     /// How long bodies and keys are kept.
     pub retention: Retention,
+}
+
+/// The `status` an event is stored with.
+pub(crate) fn initial_status(event: &NewEvent) -> &'static str {
+    if event.dispatch {
+        "received"
+    } else {
+        "processed"
+    }
 }
 
 /// Opens the store the URL names, creating the database file (SQLite) and
@@ -290,6 +341,7 @@ pub(crate) fn test_event(key: &str) -> NewEvent {
         body: Bytes::from_static(b"{}"),
         received_at_ms: 0,
         verification: "none".into(),
+        dispatch: true,
     }
 }
 

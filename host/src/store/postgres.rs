@@ -19,11 +19,12 @@ use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 use sqlx::Connection;
 
 use super::group_commit::{answers, BatchWriter, GroupCommit};
+use super::postgres_dispatch;
 use super::retention::PURGE_CHUNK;
-use super::row::{encode_headers, EventRow};
+use super::row::{encode_headers, event_columns, EventRow};
 use super::{
-    redact_url, Cutoffs, EventId, Inserted, NewEvent, Purged, Store, StoreConfig, StoreError,
-    StoredEvent,
+    redact_url, Backlog, Cutoffs, DeliveryRecord, DispatchOutcome, EventId, Inserted, NewEvent,
+    PluginRunRecord, Purged, Store, StoreConfig, StoreError, StoredEvent,
 };
 
 const BACKEND: &str = "postgres";
@@ -39,9 +40,12 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 /// rows actually inserted.
 const INSERT_EVENTS: &str = "\
     INSERT INTO events \
-        (id, source, idem_key, method, path, headers, body, received_at_ms, verification) \
-    SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], \
-                         $6::text[], $7::bytea[], $8::int8[], $9::text[]) \
+        (id, source, idem_key, method, path, headers, body, received_at_ms, verification, \
+         status, dispatch_at_ms) \
+    SELECT *, received_at_ms + $11 FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], \
+        $5::text[], $6::text[], $7::bytea[], $8::int8[], $9::text[], $10::text[]) \
+        AS r(id, source, idem_key, method, path, headers, body, received_at_ms, verification, \
+             status) \
     ON CONFLICT (source, idem_key) DO NOTHING \
     RETURNING id";
 
@@ -53,13 +57,14 @@ const SELECT_EXISTING: &str = "\
       ON e.source = k.source AND e.idem_key = k.idem_key";
 
 /// Reads one event by id.
-const GET_EVENT: &str = "SELECT id, source, idem_key, method, path, headers, body, \
-                         received_at_ms, verification, status, body_purged_at_ms FROM events WHERE id = $1";
+const GET_EVENT: &str = concat!("SELECT ", event_columns!(), " FROM events WHERE id = $1");
 
 /// Reads one event by (source, idem_key).
-const FIND_EVENT: &str = "SELECT id, source, idem_key, method, path, headers, body, \
-                          received_at_ms, verification, status, body_purged_at_ms FROM events \
-                          WHERE source = $1 AND idem_key = $2";
+const FIND_EVENT: &str = concat!(
+    "SELECT ",
+    event_columns!(),
+    " FROM events WHERE source = $1 AND idem_key = $2"
+);
 
 /// Retention, a chunk at a time: drop body and headers, keep id and key.
 /// SKIP LOCKED: several routers on one database purge without waiting on
@@ -192,6 +197,7 @@ impl BatchWriter for PgWriter {
         );
         let bodies: Vec<&[u8]> = rows.iter().map(|r| &r.body[..]).collect();
         let times: Vec<i64> = rows.iter().map(|r| r.received_at_ms).collect();
+        let statuses: Vec<&str> = rows.iter().map(super::initial_status).collect();
 
         let mut tx = self.pool.begin().await.map_err(db("begin"))?;
         let inserted: Vec<String> = sqlx::query_scalar(INSERT_EVENTS)
@@ -204,6 +210,8 @@ impl BatchWriter for PgWriter {
             .bind(&bodies)
             .bind(&times)
             .bind(&verifications)
+            .bind(&statuses)
+            .bind(super::DISPATCH_GRACE_MS)
             .fetch_all(&mut *tx)
             .await
             .map_err(db("insert events"))?;
@@ -296,6 +304,31 @@ impl Store for PostgresStore {
             purged.rows = self.in_chunks("purge rows", PURGE_ROWS, &[before]).await?;
         }
         Ok(purged)
+    }
+
+    async fn claim_due_events(
+        &self,
+        now_ms: i64,
+        lease_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        postgres_dispatch::claim(&self.pool, now_ms, lease_ms, limit).await
+    }
+
+    async fn finish_dispatch(&self, outcomes: Vec<DispatchOutcome>) -> Result<usize, StoreError> {
+        postgres_dispatch::finish(&self.pool, &outcomes).await
+    }
+
+    async fn plugin_runs(&self, event: &EventId) -> Result<Vec<PluginRunRecord>, StoreError> {
+        postgres_dispatch::plugin_runs(&self.pool, event).await
+    }
+
+    async fn deliveries(&self, event: &EventId) -> Result<Vec<DeliveryRecord>, StoreError> {
+        postgres_dispatch::deliveries(&self.pool, event).await
+    }
+
+    async fn backlog(&self) -> Result<Backlog, StoreError> {
+        postgres_dispatch::backlog(&self.pool).await
     }
 
     async fn close(&self) {

@@ -4,6 +4,16 @@
 
 use super::{EventId, HeaderValueRepr, NewEvent, StoreError, StoredEvent};
 
+/// The `events` columns [`EventRow`] reads, in its field order, for
+/// `concat!` into each backend's queries.
+macro_rules! event_columns {
+    () => {
+        "id, source, idem_key, method, path, headers, body, received_at_ms, verification, \
+         status, body_purged_at_ms, dispatch_attempts, status_reason"
+    };
+}
+pub(super) use event_columns;
+
 /// JSON text of the header list, as the `headers` column stores it.
 pub(super) fn encode_headers(backend: &'static str, row: &NewEvent) -> Result<String, StoreError> {
     serde_json::to_string(&row.headers).map_err(|e| StoreError::Corrupt {
@@ -16,17 +26,19 @@ pub(super) fn encode_headers(backend: &'static str, row: &NewEvent) -> Result<St
 /// One `events` row as read (the same columns on both backends).
 #[derive(sqlx::FromRow)]
 pub(super) struct EventRow {
-    id: String,
-    source: String,
-    idem_key: String,
-    method: String,
-    path: String,
-    headers: String,
-    body: Vec<u8>,
-    received_at_ms: i64,
-    verification: String,
-    status: String,
-    body_purged_at_ms: Option<i64>,
+    pub(super) id: String,
+    pub(super) source: String,
+    pub(super) idem_key: String,
+    pub(super) method: String,
+    pub(super) path: String,
+    pub(super) headers: String,
+    pub(super) body: Vec<u8>,
+    pub(super) received_at_ms: i64,
+    pub(super) verification: String,
+    pub(super) status: String,
+    pub(super) body_purged_at_ms: Option<i64>,
+    pub(super) dispatch_attempts: i64,
+    pub(super) status_reason: Option<String>,
 }
 
 impl EventRow {
@@ -50,6 +62,8 @@ impl EventRow {
             verification: self.verification,
             status: self.status,
             body_purged_at_ms: self.body_purged_at_ms,
+            dispatch_attempts: u32::try_from(self.dispatch_attempts).unwrap_or(u32::MAX),
+            status_reason: self.status_reason,
         })
     }
 }

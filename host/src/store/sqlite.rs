@@ -17,11 +17,12 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 use sqlx::{ConnectOptions, Connection};
 
 use super::group_commit::GroupCommit;
-use super::row::EventRow;
-use super::sqlite_writer::SqliteWriter;
+use super::row::{event_columns, EventRow};
+use super::sqlite_dispatch;
+use super::sqlite_writer::{SqliteJob, SqliteWriter};
 use super::{
-    redact_url, Cutoffs, EventId, Inserted, NewEvent, Purged, Store, StoreConfig, StoreError,
-    StoredEvent,
+    redact_url, Backlog, Cutoffs, DeliveryRecord, DispatchOutcome, EventId, Inserted, NewEvent,
+    PluginRunRecord, Purged, Store, StoreConfig, StoreError, StoredEvent,
 };
 
 const BACKEND: &str = "sqlite";
@@ -64,7 +65,7 @@ pub struct SqliteStore {
     synchronous: SqliteSynchronous,
     reads: SqlitePool,
     writer: SqliteWriter,
-    commits: GroupCommit,
+    commits: GroupCommit<SqliteJob>,
 }
 
 impl fmt::Debug for SqliteStore {
@@ -138,6 +139,22 @@ impl SqliteStore {
     }
 }
 
+impl SqliteStore {
+    /// Runs `work` on the writer thread between ingest batches and returns
+    /// its result.
+    async fn on_writer<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&mut rusqlite::Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let (answer, answered) = tokio::sync::oneshot::channel();
+        let job: SqliteJob = Box::new(move |conn| {
+            let _ = answer.send(conn.and_then(work));
+        });
+        self.commits.job(job).await?;
+        answered.await.unwrap_or(Err(StoreError::Closed))
+    }
+}
+
 /// Serialises schema setup between processes opening the same database at
 /// once (sqlx's migrator takes no lock on SQLite, so two would both apply
 /// migration 1): an exclusive `flock` on the database's directory, held
@@ -184,13 +201,14 @@ fn db(op: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
 }
 
 /// Reads one event by id.
-const GET_EVENT: &str = "SELECT id, source, idem_key, method, path, headers, body, \
-                         received_at_ms, verification, status, body_purged_at_ms FROM events WHERE id = ?";
+const GET_EVENT: &str = concat!("SELECT ", event_columns!(), " FROM events WHERE id = ?");
 
 /// Reads one event by (source, idem_key).
-const FIND_EVENT: &str = "SELECT id, source, idem_key, method, path, headers, body, \
-                          received_at_ms, verification, status, body_purged_at_ms FROM events \
-                          WHERE source = ? AND idem_key = ?";
+const FIND_EVENT: &str = concat!(
+    "SELECT ",
+    event_columns!(),
+    " FROM events WHERE source = ? AND idem_key = ?"
+);
 
 #[async_trait::async_trait]
 impl Store for SqliteStore {
@@ -248,6 +266,33 @@ impl Store for SqliteStore {
         })
         .await
         .map_err(|_| StoreError::Closed)?
+    }
+
+    async fn claim_due_events(
+        &self,
+        now_ms: i64,
+        lease_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        self.on_writer(move |conn| sqlite_dispatch::claim(conn, now_ms, lease_ms, limit))
+            .await
+    }
+
+    async fn finish_dispatch(&self, outcomes: Vec<DispatchOutcome>) -> Result<usize, StoreError> {
+        self.on_writer(move |conn| sqlite_dispatch::finish(conn, &outcomes))
+            .await
+    }
+
+    async fn plugin_runs(&self, event: &EventId) -> Result<Vec<PluginRunRecord>, StoreError> {
+        sqlite_dispatch::plugin_runs(&self.reads, event).await
+    }
+
+    async fn deliveries(&self, event: &EventId) -> Result<Vec<DeliveryRecord>, StoreError> {
+        sqlite_dispatch::deliveries(&self.reads, event).await
+    }
+
+    async fn backlog(&self) -> Result<Backlog, StoreError> {
+        sqlite_dispatch::backlog(&self.reads).await
     }
 
     async fn close(&self) {

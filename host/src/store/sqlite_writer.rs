@@ -17,15 +17,16 @@ use std::time::Duration;
 
 use rusqlite::{params, OptionalExtension, TransactionBehavior};
 
-use super::group_commit::{log_commit, Batch, Intake};
+use super::group_commit::{log_commit, Batch, Intake, Work};
 use super::wal_sync::WalSync;
 use super::{EventId, Inserted, NewEvent, SqliteSynchronous, StoreError};
 
 const BACKEND: &str = "sqlite";
 
 const INSERT: &str = "INSERT INTO events \
-    (id, source, idem_key, method, path, headers, body, received_at_ms, verification) \
-    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) \
+    (id, source, idem_key, method, path, headers, body, received_at_ms, verification, \
+     dispatch_at_ms, status) \
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) \
     ON CONFLICT (source, idem_key) DO NOTHING";
 
 const EXISTING: &str = "SELECT id FROM events WHERE source = ?1 AND idem_key = ?2";
@@ -84,6 +85,12 @@ impl Checkpointer {
     }
 }
 
+/// Other writes the writer thread runs between batches (dispatch claims and
+/// outcomes), given the connection, or the fsync failure that refuses
+/// every write. A job answers its caller itself (through a oneshot).
+pub(super) type SqliteJob =
+    Box<dyn FnOnce(Result<&mut rusqlite::Connection, StoreError>) + Send + 'static>;
+
 /// Handle to the writer thread.
 pub(super) struct SqliteWriter {
     /// Yields the connection when the thread ends, so that `close` can
@@ -116,7 +123,7 @@ impl SqliteWriter {
         path: &Path,
         synchronous: SqliteSynchronous,
         busy_timeout: Duration,
-        intake: Intake,
+        intake: Intake<SqliteJob>,
     ) -> Result<Self, StoreError> {
         let conn = open_connection(path, synchronous, busy_timeout)?;
         // Opened after the connection, which has created the WAL file.
@@ -162,12 +169,25 @@ impl SqliteWriter {
 /// is closed and drained. Returns the connection for `close` to close.
 fn run(
     mut conn: rusqlite::Connection,
-    mut intake: Intake,
+    mut intake: Intake<SqliteJob>,
     wal_sync: Option<WalSync>,
     checkpointer: &Checkpointer,
 ) -> rusqlite::Connection {
     let mut since_nudge = 0;
-    while let Some(batch) = intake.blocking_next_batch() {
+    while let Some(work) = intake.blocking_next() {
+        let batch = match work {
+            Work::Batch(batch) => batch,
+            Work::Job(job) => {
+                // Not fsynced before it answers: dispatch writes promise
+                // nothing to a provider, and a lost one is redone (see
+                // `dispatch/`). The next batch's fsync covers it anyway.
+                match wal_sync.as_ref().and_then(WalSync::failed) {
+                    Some(failed) => job(Err(failed)),
+                    None => job(Ok(&mut conn)),
+                }
+                continue;
+            }
+        };
         let started = std::time::Instant::now();
         since_nudge += batch.rows().len();
         let written = commit(&mut conn, &batch, wal_sync.as_ref());
@@ -260,6 +280,8 @@ fn write(conn: &mut rusqlite::Connection, rows: &[NewEvent]) -> Result<Vec<Inser
                     &row.body[..],
                     row.received_at_ms,
                     row.verification,
+                    row.received_at_ms.saturating_add(super::DISPATCH_GRACE_MS),
+                    super::initial_status(row),
                 ])
                 .map_err(sqlite("insert event"))?;
             if changed == 1 {
@@ -330,9 +352,13 @@ mod tests {
         for level in [SqliteSynchronous::Full, SqliteSynchronous::Normal] {
             let path = dir.path().join(format!("{level:?}.db"));
             let setup = open_connection(&path, level, Duration::from_secs(1)).unwrap();
-            setup
-                .execute_batch(include_str!("../../migrations/sqlite/0001_events.sql"))
-                .unwrap();
+            for migration in [
+                include_str!("../../migrations/sqlite/0001_events.sql"),
+                include_str!("../../migrations/sqlite/0002_retention.sql"),
+                include_str!("../../migrations/sqlite/0003_dispatch.sql"),
+            ] {
+                setup.execute_batch(migration).unwrap();
+            }
             drop(setup);
             let (commits, intake) = GroupCommit::channel(&GroupCommitConfig::default());
             let writer = SqliteWriter::start(&path, level, Duration::from_secs(1), intake).unwrap();

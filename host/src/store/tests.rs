@@ -178,7 +178,18 @@ suite! {
     "multi_thread" find_event_by_key_finds_the_stored_event;
     "multi_thread" ping_answers_until_closed;
     "multi_thread" purged_bodies_keep_their_keys_until_key_retention;
+    "multi_thread" claims_lease_events_and_outcomes_land_with_runs_and_deliveries;
+    "multi_thread" a_new_event_is_due_for_a_sweep_only_after_the_grace;
+    "multi_thread" concurrent_claimers_never_share_an_event;
 }
+
+#[path = "tests_dispatch.rs"]
+mod dispatch_cases;
+use dispatch_cases::{
+    a_new_event_is_due_for_a_sweep_only_after_the_grace,
+    claims_lease_events_and_outcomes_land_with_runs_and_deliveries,
+    concurrent_claimers_never_share_an_event,
+};
 
 fn event(source: &str, key: &str) -> NewEvent {
     NewEvent {
@@ -194,6 +205,7 @@ fn event(source: &str, key: &str) -> NewEvent {
         body: Bytes::from(format!(r#"{{"key":"{key}"}}"#)),
         received_at_ms: 1_700_000_000_000,
         verification: "github".into(),
+        dispatch: true,
     }
 }
 
