@@ -7,6 +7,7 @@ mod durability;
 mod errors;
 mod handshakes;
 mod ingest;
+mod languages;
 mod plugins;
 mod postgres;
 mod presets;
