@@ -9,6 +9,7 @@ mod errors;
 mod handshakes;
 mod hot_reload;
 mod ingest;
+mod languages;
 mod plugins;
 mod postgres;
 mod presets;
