@@ -4,12 +4,11 @@
 //! their own event; what a crash left undispatched is dispatched at start.
 
 use std::path::Path;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use hookyard::store::{EventId, HeaderValueRepr, NewEvent, Store, StoredEvent};
-use hookyard_tests::{open_store, plugins, post, sign, sqlite_url, InProcess};
+use hookyard::store::{EventId, HeaderValueRepr, NewEvent};
+use hookyard_tests::{dispatched, open_store, plugins, post, sign, sqlite_url, InProcess};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
@@ -119,19 +118,6 @@ async fn github(
     let mut headers = sign::github(SECRET, delivery, body);
     headers.push(("X-GitHub-Event".into(), kind.into()));
     send(router, source, &headers, body).await
-}
-
-/// Waits until the event has left `received`.
-async fn dispatched(store: &Arc<dyn Store>, id: &EventId) -> StoredEvent {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let event = store.get_event(id).await.unwrap().expect("stored");
-        if event.status != "received" {
-            return event;
-        }
-        assert!(Instant::now() < deadline, "{id} still undispatched");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 fn version_of(path: &Path) -> String {

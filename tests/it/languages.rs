@@ -420,3 +420,105 @@ fn measure_the_routers() {
         }
     }
 }
+
+/// Through the router: events posted to sources whose plugins are the
+/// Python and JavaScript routers end with the deliveries those plugins chose.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_python_and_javascript_routers_dispatch_events_end_to_end() {
+    use hookyard::store::EventId;
+    use hookyard_tests::{dispatched, open_store, sqlite_url, InProcess};
+
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let mut text = format!(
+        r#"
+[server]
+listen = "127.0.0.1:0"
+[store]
+url = "{store}"
+[sinks.ops]
+type = "http"
+url = "http://127.0.0.1:9/ops"
+[sinks.archive]
+type = "file"
+path = "{dir}/archive.jsonl"
+"#,
+        store = sqlite_url(dir),
+        dir = dir.display(),
+    );
+    for (name, wasm) in [
+        ("python", hookyard_tests::plugins::python_router()),
+        ("js", hookyard_tests::plugins::js_router()),
+    ] {
+        text.push_str(&format!(
+            r#"
+[plugins.{name}-router]
+wasm = "{wasm}"
+sinks = ["ops", "archive"]
+fuel = 20000000
+memory_mb = 32
+timeout_ms = 1000
+config = {{ field = "type", "route.alert" = "ops,archive", default = "archive" }}
+[sources.{name}]
+verify = "none"
+plugin = "{name}-router"
+"#,
+            wasm = wasm.display(),
+        ));
+    }
+    let router = InProcess::start_with(dir, &text).await;
+    let store = open_store(&sqlite_url(dir)).await;
+    let slow_client = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(600))
+        .build()
+        .unwrap();
+    for source in ["python", "js"] {
+        let body = br#"{"type":"alert","level":3}"#;
+        let headers = vec![("content-type".to_string(), "application/json".to_string())];
+        // The router compiles both interpreters' components before it
+        // serves (tens of seconds in a debug build): wait for it.
+        let resp =
+            hookyard_tests::sign::with_headers(slow_client.post(router.webhook(source)), &headers)
+                .body(body.to_vec())
+                .send()
+                .await
+                .expect("send");
+        assert_eq!(resp.status(), 200);
+        let ack: serde_json::Value = resp.json().await.unwrap();
+        let id = EventId::from_string(ack["id"].as_str().unwrap().into());
+        let event = dispatched(&store, &id).await;
+        assert_eq!(
+            event.status, "processed",
+            "{source}: {:?}",
+            event.status_reason
+        );
+        let deliveries = store.deliveries(&id).await.unwrap();
+        let got: Vec<_> = deliveries
+            .iter()
+            .map(|d| {
+                (
+                    d.sink.as_str(),
+                    d.payload.as_slice(),
+                    d.subject_suffix.as_deref(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("ops", &body[..], Some("alert")),
+                ("archive", &body[..], Some("alert"))
+            ],
+            "{source}"
+        );
+        assert!(deliveries
+            .iter()
+            .all(|d| d.msg_key.as_deref() == Some(id.as_str())));
+        let runs = store.plugin_runs(&id).await.unwrap();
+        assert_eq!(runs[0].plugin, format!("{source}-router"));
+        assert!(runs[0].fuel_used > 0);
+    }
+    store.close().await;
+    router.stop().await.unwrap();
+}

@@ -190,3 +190,27 @@ pub async fn post(url: &str, headers: &sign::Headers, body: &[u8]) -> reqwest::R
         .await
         .expect("send")
 }
+
+/// Waits (up to 60 s) until a stored event has left `received`, i.e. its
+/// dispatch finished, and returns it.
+pub async fn dispatched(
+    store: &Arc<dyn hookyard::store::Store>,
+    id: &hookyard::store::EventId,
+) -> hookyard::store::StoredEvent {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let event = store
+            .get_event(id)
+            .await
+            .expect("read event")
+            .expect("stored");
+        if event.status != "received" {
+            return event;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{id} still undispatched"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
