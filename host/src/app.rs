@@ -16,7 +16,7 @@ use crate::dispatch::{Dispatcher, Routes};
 use crate::ingest::{self, IngestState, PeerAddr};
 use crate::plugin::registry::Plugins;
 use crate::plugin::reload;
-use crate::plugin::Runtime;
+use crate::plugin::{Runtime, RuntimeOptions};
 use crate::store;
 
 /// Runs the router on `listener` until `shutdown` completes.
@@ -33,8 +33,9 @@ pub async fn run(
 
     // Compiling components takes seconds: off the async threads.
     let plugin_configs = config.plugins.clone();
+    let options = runtime_options(&config);
     let plugins = tokio::task::spawn_blocking(move || {
-        let runtime = Runtime::new().context("starting the plugin runtime")?;
+        let runtime = Runtime::with_options(options).context("starting the plugin runtime")?;
         Plugins::load(runtime, &plugin_configs)
     })
     .await
@@ -135,6 +136,23 @@ async fn serve(
         }
     }
     Ok(())
+}
+
+/// The engine sized for the configured plugins: memory slots as large as
+/// the largest memory cap, and enough instances for every dispatch worker
+/// plus every warm pool, whatever `runtime.max_instances` says.
+fn runtime_options(config: &Config) -> RuntimeOptions {
+    let defaults = RuntimeOptions::default();
+    let largest = config.plugins.values().map(|p| p.limits.memory_bytes).max();
+    let warm: usize = config.plugins.values().map(|p| p.warm_instances).sum();
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let needed = u32::try_from(workers + warm + 2).unwrap_or(u32::MAX);
+    RuntimeOptions {
+        cache_dir: config.runtime.cache_dir.clone(),
+        max_memory_bytes: largest.unwrap_or(defaults.max_memory_bytes),
+        max_instances: config.runtime.max_instances.max(needed),
+        ..defaults
+    }
 }
 
 /// Delivery is issue #5: until it lands, deliveries wait in the store.

@@ -16,7 +16,7 @@ mod raw;
 mod validate;
 mod validate_routes;
 
-pub use validate::{Config, ServerConfig, SourceConfig, TlsConfig};
+pub use validate::{Config, RuntimeSettings, ServerConfig, SourceConfig, TlsConfig};
 pub use validate_routes::{PluginConfig, SinkConfig, SinkKind, SourceRoute};
 
 /// Why a configuration was refused. Every variant names the file; those

@@ -21,6 +21,25 @@ pub(super) struct RawConfig {
     pub(super) plugins: BTreeMap<String, RawPlugin>,
     #[serde(default)]
     pub(super) sinks: BTreeMap<String, RawSink>,
+    #[serde(default)]
+    pub(super) runtime: RawRuntime,
+}
+
+/// `[runtime]`: the plugin engine.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(super) struct RawRuntime {
+    pub(super) cache_dir: String,
+    pub(super) max_instances: u32,
+}
+
+impl Default for RawRuntime {
+    fn default() -> Self {
+        Self {
+            cache_dir: "data/plugin-cache".into(),
+            max_instances: 32,
+        }
+    }
 }
 
 /// `[server]`.

@@ -32,6 +32,18 @@ pub struct Config {
     pub plugins: BTreeMap<String, PluginConfig>,
     /// `[sinks.*]` by name.
     pub sinks: BTreeMap<String, SinkConfig>,
+    /// `[runtime]`.
+    pub runtime: RuntimeSettings,
+}
+
+/// `[runtime]`, typed.
+#[derive(Debug, Clone)]
+pub struct RuntimeSettings {
+    /// Where compiled plugins are kept across restarts (relative to
+    /// router.toml); `None` (`cache_dir = ""`) compiles at every start.
+    pub cache_dir: Option<PathBuf>,
+    /// Plugin instances alive at once (calls in flight and warm ones).
+    pub max_instances: u32,
 }
 
 /// `[server]`, typed.
@@ -102,6 +114,14 @@ pub(super) fn validate(
         typed.route = source_route(&name, plugin, sink_names, &plugins, &sinks, &invalid)?;
         sources.insert(name, typed);
     }
+    if raw.runtime.max_instances == 0 {
+        return Err(invalid("runtime.max_instances".into(), "at least 1".into()));
+    }
+    let base = file.parent().unwrap_or_else(|| std::path::Path::new("."));
+    let runtime = RuntimeSettings {
+        cache_dir: (!raw.runtime.cache_dir.is_empty()).then(|| base.join(&raw.runtime.cache_dir)),
+        max_instances: raw.runtime.max_instances,
+    };
     Ok(Config {
         file,
         server,
@@ -109,6 +129,7 @@ pub(super) fn validate(
         sources,
         plugins,
         sinks,
+        runtime,
     })
 }
 

@@ -231,6 +231,7 @@ mod tests {
             result,
             fuel_used: 1234,
             elapsed: Duration::from_micros(56),
+            warm: false,
         }
     }
 

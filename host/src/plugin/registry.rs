@@ -182,8 +182,5 @@ fn load_bytes(
     let loaded = runtime
         .load(bytes)
         .with_context(|| format!("{} is not a component of the plugin world", wasm.display()))?;
-    // Warm instances arrive with the runtime's warm pool; until then every
-    // event gets a fresh instance whatever this says.
-    let _ = warm_instances;
-    Ok(loaded)
+    Ok(loaded.with_warm_pool(warm_instances))
 }

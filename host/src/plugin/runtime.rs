@@ -1,18 +1,22 @@
-//! One engine for every plugin; a fresh store and instance per event, with
-//! fuel, an epoch deadline and a memory cap; the actions as plain data.
+//! One engine for every plugin; per event a store and instance (fresh
+//! from the pool, or reused from the plugin's warm pool) with fuel, an
+//! epoch deadline and a memory cap; the actions as the plugin returned them.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
 use sha2::{Digest, Sha256};
 use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
-use wasmtime::{Config, Engine, Store};
+use wasmtime::{Engine, Store};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::bindings::hookyard::router::{config, log, types};
 use super::bindings::{Plugin, PluginPre};
+use super::cache::CompiledCache;
+use super::output::{output, PluginOutput};
+use super::pool_config::{self, RuntimeOptions};
+use super::warm_pool::WarmPool;
 
 /// Per-call limits (`[plugins.NAME]` `fuel`, `timeout_ms`, `memory_mb`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,7 +25,9 @@ pub struct Limits {
     pub fuel: u64,
     /// Wall-clock budget.
     pub timeout: Duration,
-    /// Largest linear memory, in bytes.
+    /// Largest linear memory, in bytes (at most
+    /// `RuntimeOptions::max_memory_bytes`, the pool's slot size: a larger
+    /// value is clamped to it).
     pub memory_bytes: usize,
     /// Most bytes of actions (payloads, headers, sink names) one call may return.
     pub max_output_bytes: usize,
@@ -41,11 +47,15 @@ impl Default for Limits {
 /// How often the epoch advances: the deadline's resolution.
 const EPOCH_TICK: Duration = Duration::from_millis(5);
 
-/// The engine and the linker every plugin shares. Cheap to clone.
+/// The engine and the linker every plugin shares. Cheap to clone; one
+/// runtime (and one `LoadedPlugin`) may be used from many threads at once.
 #[derive(Clone)]
 pub struct Runtime {
     engine: Engine,
     linker: Arc<Linker<HostState>>,
+    cache: Option<Arc<CompiledCache>>,
+    /// The pool's memory slot size: the most any call's cap can be.
+    max_memory_bytes: usize,
 }
 
 impl std::fmt::Debug for Runtime {
@@ -54,20 +64,55 @@ impl std::fmt::Debug for Runtime {
     }
 }
 
-/// A compiled, linked plugin version.
+/// A compiled, linked plugin version. Cheap to clone: clones share the
+/// compiled code and the warm pool, if any.
 #[derive(Clone)]
 pub struct LoadedPlugin {
     pre: PluginPre<HostState>,
+    warm: Option<Arc<WarmPool<Warm>>>,
     /// `sha256:<hex>` of the wasm bytes: the version recorded with each run.
     pub version: String,
+    /// Whether the compiled code came from the on-disk cache.
+    pub from_cache: bool,
 }
 
 impl std::fmt::Debug for LoadedPlugin {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LoadedPlugin")
+        let mut debug = f.debug_struct("LoadedPlugin");
+        debug
             .field("version", &self.version)
-            .finish()
+            .field("from_cache", &self.from_cache);
+        if let Some(pool) = &self.warm {
+            debug.field("warm_idle", &pool.idle());
+            debug.field("warm_capacity", &pool.capacity());
+        }
+        debug.finish()
     }
+}
+
+impl LoadedPlugin {
+    /// This plugin version with a warm pool of up to `instances` idle
+    /// instances reused across calls (0: none, every call instantiates).
+    /// Opt in only for plugins that keep no state between events: see
+    /// `warm_pool.rs` for what a reused instance remembers. Each idle
+    /// instance holds a slot of the runtime's pool. Clones made after this
+    /// share the pool; calling it again starts a new, empty one.
+    #[must_use]
+    pub fn with_warm_pool(mut self, instances: usize) -> Self {
+        self.warm = (instances > 0).then(|| Arc::new(WarmPool::new(instances)));
+        self
+    }
+
+    /// Idle instances in the warm pool now (0 without one).
+    pub fn warm_idle(&self) -> usize {
+        self.warm.as_ref().map_or(0, |pool| pool.idle())
+    }
+}
+
+/// An idle instance and the store that owns it.
+struct Warm {
+    store: Store<HostState>,
+    instance: Plugin,
 }
 
 /// The event as a plugin receives it: the WIT record itself (its fields
@@ -80,39 +125,15 @@ pub type PluginAction = types::Action;
 /// A delivery as the plugin returned it (`wit/router.wit`, `delivery`).
 pub type PluginDelivery = types::Delivery;
 
-/// What a run produced, as `hookyard plugin run` prints it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(tag = "action", rename_all = "snake_case")]
-pub enum PluginOutput {
-    /// Deliver to a sink.
-    Deliver {
-        /// Sink name.
-        sink: String,
-        /// Payload, as text when UTF-8 (else `payload_base64`).
-        #[serde(skip_serializing_if = "Option::is_none")]
-        payload: Option<String>,
-        /// Payload bytes that are not UTF-8.
-        #[serde(skip_serializing_if = "Option::is_none")]
-        payload_base64: Option<String>,
-        /// Headers.
-        headers: Vec<(String, String)>,
-        /// Subject or routing-key suffix.
-        #[serde(skip_serializing_if = "Option::is_none")]
-        subject_suffix: Option<String>,
-        /// Key.
-        #[serde(skip_serializing_if = "Option::is_none")]
-        key: Option<String>,
-    },
-    /// Discard, with the reason.
-    Drop {
-        /// Why.
-        reason: String,
-    },
-}
-
 /// Why a run produced no actions.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum RunError {
+    /// Every slot of the runtime's instance pool is taken by calls in
+    /// flight and idle warm instances (retry later; or raise
+    /// `RuntimeOptions::max_instances`). The text is wasmtime's, naming the
+    /// exhausted resource.
+    #[error("no free plugin instance slot: {0}")]
+    PoolExhausted(String),
     /// The plugin refused the event by policy (dead-letter).
     #[error("plugin rejected the event: {0}")]
     Rejected(String),
@@ -182,10 +203,11 @@ impl wasmtime::ResourceLimiter for MemoryCap {
     fn table_growing(
         &mut self,
         _current: usize,
-        desired: usize,
+        _desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        Ok(desired <= 100_000)
+        // The pool caps every table at `RuntimeOptions::max_table_elements`.
+        Ok(true)
     }
 }
 
@@ -236,15 +258,16 @@ impl config::Host for HostState {
 impl types::Host for HostState {}
 
 impl Runtime {
-    /// An engine with fuel and epoch interruption, and a thread that
-    /// advances the epoch every few milliseconds for as long as the runtime lives.
+    /// A runtime with the default [`RuntimeOptions`] (no on-disk cache).
     pub fn new() -> anyhow::Result<Self> {
-        let mut config = Config::new();
-        config
-            .wasm_component_model(true)
-            .consume_fuel(true)
-            .epoch_interruption(true);
-        let engine = Engine::new(&config)?;
+        Self::with_options(RuntimeOptions::default())
+    }
+
+    /// An engine with fuel, epoch interruption and the pooling allocator
+    /// sized by `options`, and a thread that advances the epoch every few
+    /// milliseconds for as long as the runtime lives.
+    pub fn with_options(options: RuntimeOptions) -> anyhow::Result<Self> {
+        let engine = Engine::new(&pool_config::engine_config(&options))?;
         let mut linker = Linker::new(&engine);
         Plugin::add_to_linker::<_, HasSelf<_>>(&mut linker, |state| state)?;
         // Capability-free WASI (see `wasi.rs`): std's imports link, grant nothing.
@@ -259,23 +282,38 @@ impl Runtime {
                     std::thread::sleep(EPOCH_TICK);
                 }
             })?;
+        let cache = options
+            .cache_dir
+            .map(|dir| Arc::new(CompiledCache::new(dir, &engine)));
         Ok(Self {
             engine,
             linker: Arc::new(linker),
+            cache,
+            max_memory_bytes: options.max_memory_bytes,
         })
     }
 
-    /// Compiles and links a component; fails if it is not a component of
-    /// the `plugin` world or imports anything the host does not give.
+    /// Compiles (or, with a cache directory, maps a previous compilation)
+    /// and links a component; fails if it is not a component of the
+    /// `plugin` world, imports anything the host does not give, or does not
+    /// fit the pool's limits.
     pub fn load(&self, wasm: &[u8]) -> anyhow::Result<LoadedPlugin> {
-        let version = version_of(wasm);
-        let component = Component::new(&self.engine, wasm)?;
+        let digest = hex::encode(Sha256::digest(wasm));
+        let (component, from_cache) = match &self.cache {
+            Some(cache) => cache.load(&self.engine, &digest, wasm)?,
+            None => (Component::new(&self.engine, wasm)?, false),
+        };
         let pre = PluginPre::new(self.linker.instantiate_pre(&component)?)?;
-        Ok(LoadedPlugin { pre, version })
+        Ok(LoadedPlugin {
+            pre,
+            warm: None,
+            version: format!("sha256:{digest}"),
+            from_cache,
+        })
     }
 
-    /// Runs `event` through a fresh instance of `plugin` and returns its
-    /// actions as printable data (`hookyard plugin run`, tests).
+    /// Runs `event` through `plugin` and returns its actions as printable
+    /// data (`hookyard plugin run`, tests).
     pub fn run(
         &self,
         plugin_name: &str,
@@ -290,8 +328,9 @@ impl Runtime {
             .map(|actions| actions.into_iter().map(output).collect())
     }
 
-    /// Runs `event` through a fresh instance of `plugin`: the actions as the
-    /// plugin returned them (checked against `limits`), with what the call cost.
+    /// Runs `event` through `plugin`, in an idle instance of its warm pool
+    /// if it has one, else in a fresh instance: the actions as the plugin
+    /// returned them (checked against `limits`), with what the call cost.
     pub fn call(
         &self,
         plugin_name: &str,
@@ -301,26 +340,63 @@ impl Runtime {
         event: &PluginEvent,
     ) -> Call {
         let started = Instant::now();
-        let state = HostState {
-            plugin: plugin_name.to_string(),
-            config: Arc::clone(config),
-            memory: MemoryCap {
-                max_bytes: limits.memory_bytes,
-                exceeded: false,
-            },
-            wasi: super::wasi::context(&event.id, event.received_at),
-            table: ResourceTable::new(),
+        let memory = MemoryCap {
+            max_bytes: limits.memory_bytes.min(self.max_memory_bytes),
+            exceeded: false,
         };
-        let mut store = Store::new(&self.engine, state);
-        store.limiter(|s| &mut s.memory);
-        let result = call_in(&mut store, plugin, limits, event, started);
+        let wasi = super::wasi::context(&event.id, event.received_at);
+        let (mut store, instance) = match plugin.warm.as_ref().and_then(|pool| pool.take()) {
+            Some(Warm {
+                mut store,
+                instance,
+            }) => {
+                let state = store.data_mut();
+                if state.plugin != plugin_name {
+                    state.plugin = plugin_name.to_string();
+                }
+                state.config = Arc::clone(config);
+                state.memory = memory;
+                // Clocks and randomness follow the new event; whatever the
+                // guest cached from earlier events stays (see `warm_pool.rs`).
+                state.wasi = wasi;
+                (store, Some(instance))
+            }
+            None => {
+                let state = HostState {
+                    plugin: plugin_name.to_string(),
+                    config: Arc::clone(config),
+                    memory,
+                    wasi,
+                    table: ResourceTable::new(),
+                };
+                let mut store = Store::new(&self.engine, state);
+                store.limiter(|s| &mut s.memory);
+                (store, None)
+            }
+        };
+        let warm = instance.is_some();
+        let result = call_in(&mut store, instance, &plugin.pre, limits, event, started);
         let fuel_used = limits
             .fuel
             .saturating_sub(store.get_fuel().unwrap_or(limits.fuel));
+        let elapsed = started.elapsed();
+        let result = match result {
+            Ok((instance, actions)) => {
+                if let Some(pool) = &plugin.warm {
+                    // A full pool hands the instance back; it is dropped here.
+                    drop(pool.put(Warm { store, instance }));
+                }
+                Ok(actions)
+            }
+            // The store and its instance go with the error: whatever state a
+            // failed call left behind is never seen by another event.
+            Err(error) => Err(error),
+        };
         Call {
             result,
             fuel_used,
-            elapsed: started.elapsed(),
+            elapsed,
+            warm,
         }
     }
 }
@@ -330,20 +406,25 @@ impl Runtime {
 pub struct Call {
     /// The actions, or why there are none.
     pub result: Result<Vec<PluginAction>, RunError>,
-    /// Fuel the call consumed (instantiation included).
+    /// Fuel the call consumed: instantiation included for a fresh
+    /// instance, the handler alone for a warm one.
     pub fuel_used: u64,
     /// Wall-clock time of the call (instantiation included).
     pub elapsed: Duration,
+    /// Whether an idle instance of the plugin's warm pool served the call.
+    pub warm: bool,
 }
 
-/// Instantiates `plugin` in `store` and calls its handler under `limits`.
+/// Calls the handler of `instance` (instantiated from `pre` in `store` if
+/// `None`) under `limits`; returns the instance with the actions.
 fn call_in(
     store: &mut Store<HostState>,
-    plugin: &LoadedPlugin,
+    instance: Option<Plugin>,
+    pre: &PluginPre<HostState>,
     limits: Limits,
     event: &PluginEvent,
     started: Instant,
-) -> Result<Vec<PluginAction>, RunError> {
+) -> Result<(Plugin, Vec<PluginAction>), RunError> {
     store
         .set_fuel(limits.fuel)
         .map_err(|e| RunError::Trap(e.to_string()))?;
@@ -356,7 +437,7 @@ fn call_in(
     let trap = |error: wasmtime::Error, store: &Store<HostState>| {
         if store.data().memory.exceeded {
             return RunError::Memory {
-                memory_mb: limits.memory_bytes >> 20,
+                memory_mb: store.data().memory.max_bytes >> 20,
             };
         }
         if store.get_fuel().is_ok_and(|left| left == 0) {
@@ -373,9 +454,15 @@ fn call_in(
         }
         RunError::Trap(format!("{error:#}"))
     };
-    let instance = match plugin.pre.instantiate(&mut *store) {
-        Ok(instance) => instance,
-        Err(error) => return Err(trap(error, store)),
+    let instance = match instance {
+        Some(instance) => instance,
+        None => match pre.instantiate(&mut *store) {
+            Ok(instance) => instance,
+            Err(error) if error.is::<wasmtime::PoolConcurrencyLimitError>() => {
+                return Err(RunError::PoolExhausted(format!("{error:#}")));
+            }
+            Err(error) => return Err(trap(error, store)),
+        },
     };
     let result = instance
         .hookyard_router_handler()
@@ -397,7 +484,7 @@ fn call_in(
             limit: limits.max_output_bytes,
         });
     }
-    Ok(actions)
+    Ok((instance, actions))
 }
 
 /// A component's version: `sha256:` and the hex digest of its bytes.
@@ -422,26 +509,36 @@ fn action_bytes(action: &types::Action) -> usize {
     }
 }
 
-fn output(action: types::Action) -> PluginOutput {
-    match action {
-        types::Action::Deliver(d) => {
-            let (payload, payload_base64) = match String::from_utf8(d.payload) {
-                Ok(text) => (Some(text), None),
-                Err(bytes) => {
-                    use base64::Engine as _;
-                    let b64 = base64::engine::general_purpose::STANDARD.encode(bytes.into_bytes());
-                    (None, Some(b64))
-                }
-            };
-            PluginOutput::Deliver {
-                sink: d.sink,
-                payload,
-                payload_base64,
-                headers: d.headers,
-                subject_suffix: d.subject_suffix,
-                key: d.key,
-            }
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The smallest valid component: no imports, no exports.
+    const EMPTY_COMPONENT: &[u8] = b"\0asm\x0d\x00\x01\x00";
+
+    #[test]
+    fn load_refuses_garbage_and_components_of_other_worlds() {
+        let dir = tempfile::tempdir().unwrap();
+        for runtime in [
+            Runtime::new().unwrap(),
+            Runtime::with_options(RuntimeOptions {
+                cache_dir: Some(dir.path().into()),
+                ..RuntimeOptions::default()
+            })
+            .unwrap(),
+        ] {
+            assert!(runtime.load(b"not wasm").is_err());
+            let error = runtime.load(EMPTY_COMPONENT).unwrap_err();
+            assert!(format!("{error:#}").contains("handler"), "{error:#}");
         }
-        types::Action::Drop(reason) => PluginOutput::Drop { reason },
+        // The empty component compiled, so it was cached; garbage was not.
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 2);
+    }
+
+    #[test]
+    fn runtimes_and_plugins_are_shared_across_threads() {
+        fn shared<T: Send + Sync + Clone>() {}
+        shared::<Runtime>();
+        shared::<LoadedPlugin>();
     }
 }

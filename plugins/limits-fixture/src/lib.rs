@@ -1,7 +1,11 @@
 //! Test fixture for the host's limits: config `mode` picks the misbehaviour
 //! (`spin`: loop forever; `grow`: allocate without end; `panic`; `big`:
 //! return a payload of `bytes` bytes; `error`: an internal error; `none`: no
-//! action); anything else delivers the body to `sink` once.
+//! action; `count`: deliver how many events this instance has handled, this
+//! one included, so a test can tell a reused instance from a fresh one);
+//! anything else delivers the body to `out` once.
+
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use hookyard_guest::{config, export_plugin, Action, Delivery, Error, Event, Plugin};
 
@@ -35,6 +39,14 @@ impl Plugin for Fixture {
             }
             Some("error") => Err(Error::Internal("the fixture fails on purpose".into())),
             Some("none") => Ok(Vec::new()),
+            Some("count") => {
+                static HANDLED: AtomicU32 = AtomicU32::new(0);
+                let handled = HANDLED.fetch_add(1, Ordering::Relaxed) + 1;
+                Ok(vec![Action::Deliver(Delivery::to(
+                    "out",
+                    handled.to_string().into_bytes(),
+                ))])
+            }
             _ => Ok(vec![Action::Deliver(Delivery::to("out", event.body))]),
         }
     }
