@@ -93,10 +93,16 @@ impl std::fmt::Debug for LoadedPlugin {
 impl LoadedPlugin {
     /// This plugin version with a warm pool of up to `instances` idle
     /// instances reused across calls (0: none, every call instantiates).
-    /// Opt in only for plugins that keep no state between events: see
-    /// `warm_pool.rs` for what a reused instance remembers. Each idle
-    /// instance holds a slot of the runtime's pool. Clones made after this
-    /// share the pool; calling it again starts a new, empty one.
+    ///
+    /// A reused instance keeps its linear memory from earlier events (its
+    /// heap, globals, anything the plugin cached), so its answer may depend
+    /// on them; per call the fuel, deadline, memory cap, name, config and
+    /// the WASI clocks and random seed are those of the new call, and an
+    /// instance whose call failed in any way is dropped, never reused. Opt
+    /// in only for plugins that keep no state between events, or only pure
+    /// caches. Each idle instance holds a slot of the runtime's pool: count
+    /// it in `RuntimeOptions::max_instances`. Clones made after this share
+    /// the pool; calling it again starts a new, empty one.
     #[must_use]
     pub fn with_warm_pool(mut self, instances: usize) -> Self {
         self.warm = (instances > 0).then(|| Arc::new(WarmPool::new(instances)));
@@ -341,7 +347,8 @@ pub struct Call {
     /// Fuel the call consumed: instantiation included for a fresh
     /// instance, the handler alone for a warm one.
     pub fuel_used: u64,
-    /// Wall-clock time of the call (instantiation included).
+    /// Wall-clock time of the call (instantiation included for a fresh
+    /// instance).
     pub elapsed: Duration,
     /// Whether an idle instance of the plugin's warm pool served the call.
     pub warm: bool,
