@@ -209,6 +209,33 @@ fn a_trapped_warm_instance_is_never_reused() {
     assert_eq!(payload(&echo), "{}");
 }
 
+/// A reused instance reads the clock of the event it is handling, not of
+/// the first event it handled.
+#[test]
+fn a_warm_instance_sees_each_event_s_clock() {
+    let runtime = Runtime::new().unwrap();
+    let wasm = std::fs::read(hookyard_tests::plugins::wasm("limits-fixture")).unwrap();
+    let plugin = runtime.load(&wasm).unwrap().with_warm_pool(1);
+    let config = Arc::new(BTreeMap::from([("mode".to_string(), "clock".to_string())]));
+    let at = |received_at: u64| {
+        let mut event = event("push", "{}");
+        event.received_at = received_at;
+        runtime.call(
+            "limits-fixture",
+            &plugin,
+            &config,
+            Limits::default(),
+            &event,
+        )
+    };
+    let first = at(1_700_000_000_000);
+    assert!(!first.warm);
+    assert_eq!(payload(&first), "1700000000000");
+    let second = at(1_700_000_123_456);
+    assert!(second.warm);
+    assert_eq!(payload(&second), "1700000123456");
+}
+
 /// Fuel used is the same for the same event on fresh instances, and less
 /// on a warm one (no instantiation to pay for).
 #[test]
@@ -324,6 +351,55 @@ fn calls_run_concurrently_from_several_threads() {
         }
     });
     assert!(warm.warm_idle() <= 2);
+}
+
+/// A component over the pool's per-component limits fails to load, with
+/// wasmtime's message naming the limit, rather than at every call. (The
+/// Rust example has three core instances: its module and two shims.)
+#[test]
+fn a_component_over_the_per_component_limits_fails_to_load() {
+    let wasm = std::fs::read(hookyard_tests::plugins::wasm("github-router")).unwrap();
+    let tight = Runtime::with_options(RuntimeOptions {
+        max_core_instances_per_component: 1,
+        max_instances: 2,
+        ..RuntimeOptions::default()
+    })
+    .unwrap();
+    let error = tight.load(&wasm).unwrap_err();
+    assert!(
+        format!("{error:#}").contains("core module instances"),
+        "{error:#}"
+    );
+    let small_slots = Runtime::with_options(RuntimeOptions {
+        max_memory_bytes: 64 << 10,
+        max_instances: 2,
+        ..RuntimeOptions::default()
+    })
+    .unwrap();
+    let error = small_slots.load(&wasm).unwrap_err();
+    assert!(
+        format!("{error:#}").contains("minimum byte size"),
+        "{error:#}"
+    );
+}
+
+/// A plugin is bound to the runtime (engine) that loaded it: another
+/// runtime refuses it with an error instead of misusing its code.
+#[test]
+fn a_plugin_loaded_by_another_runtime_is_refused() {
+    let (a, b) = (Runtime::new().unwrap(), Runtime::new().unwrap());
+    let wasm = std::fs::read(hookyard_tests::plugins::wasm("limits-fixture")).unwrap();
+    let plugin = a.load(&wasm).unwrap();
+    assert!(fixture_call(&a, &plugin, "echo", 10_000_000).result.is_ok());
+    let call = fixture_call(&b, &plugin, "echo", 10_000_000);
+    assert!(
+        matches!(&call.result, Err(RunError::Trap(why)) if why.contains("another runtime")),
+        "{:?}",
+        call.result
+    );
+    assert!(fixture_call(&a.clone(), &plugin, "echo", 10_000_000)
+        .result
+        .is_ok());
 }
 
 /// With a cache directory, the second load (here by a new runtime, as

@@ -47,6 +47,7 @@ fn main() -> anyhow::Result<()> {
     let rounds = env_usize("PLUGIN_BENCH_ROUNDS", 10)?.clamp(1, calls.max(1));
     let subjects = subjects()?;
     let event = event();
+    let before = memory_report();
     let runtime = Runtime::new().context("starting the runtime")?;
     println!(
         "{} timed calls per row ({rounds} interleaved rounds, {warmup} warm-up), \
@@ -114,7 +115,11 @@ fn main() -> anyhow::Result<()> {
         }
         load_times(&subject.name, &wasm)?;
     }
-    println!("\n{}", memory_report());
+    println!("\nprocess memory before the runtime: {before}");
+    println!(
+        "with one runtime (default options), the plugins above loaded: {}",
+        memory_report()
+    );
     Ok(())
 }
 
@@ -162,23 +167,12 @@ fn load_times(name: &str, wasm: &[u8]) -> anyhow::Result<()> {
 /// The process's virtual size and resident memory (Linux).
 fn memory_report() -> String {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let fields: Vec<&str> = status
+    status
         .lines()
-        .filter(|l| {
-            ["VmSize:", "VmRSS:", "VmHWM:"]
-                .iter()
-                .any(|k| l.starts_with(k))
-        })
-        .map(|l| l.trim())
-        .collect();
-    format!(
-        "process memory, one default runtime (+1 for the load timing): {}",
-        fields
-            .join(", ")
-            .split_whitespace()
-            .collect::<Vec<_>>()
-            .join(" ")
-    )
+        .filter(|l| ["VmSize:", "VmRSS:"].iter().any(|k| l.starts_with(k)))
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The github-router, built from source, then `PLUGIN_BENCH_WASM`.

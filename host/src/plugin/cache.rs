@@ -12,7 +12,9 @@
 //! reader never sees half a file; write failures are logged and otherwise
 //! ignored (the next load compiles again). An entry that is missing its
 //! checksum, does not match it, or that wasmtime refuses is compiled again
-//! and replaced.
+//! and replaced. Nothing is evicted: entries of plugin versions or engine
+//! settings no longer in use stay until removed by hand (any file may be
+//! deleted at any time; it is then a miss).
 
 use std::fs;
 use std::hash::Hasher;

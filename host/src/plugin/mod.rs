@@ -9,6 +9,7 @@
 
 mod bindings;
 mod cache;
+mod host_state;
 pub mod offline;
 mod output;
 mod pool_config;

@@ -9,11 +9,11 @@ use std::time::{Duration, Instant};
 use sha2::{Digest, Sha256};
 use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
 use wasmtime::{Engine, Store};
-use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-use super::bindings::hookyard::router::{config, log, types};
+use super::bindings::hookyard::router::types;
 use super::bindings::{Plugin, PluginPre};
 use super::cache::CompiledCache;
+use super::host_state::{EventWasi, HostState, MemoryCap};
 use super::output::{output, PluginOutput};
 use super::pool_config::{self, RuntimeOptions};
 use super::warm_pool::WarmPool;
@@ -93,10 +93,16 @@ impl std::fmt::Debug for LoadedPlugin {
 impl LoadedPlugin {
     /// This plugin version with a warm pool of up to `instances` idle
     /// instances reused across calls (0: none, every call instantiates).
-    /// Opt in only for plugins that keep no state between events: see
-    /// `warm_pool.rs` for what a reused instance remembers. Each idle
-    /// instance holds a slot of the runtime's pool. Clones made after this
-    /// share the pool; calling it again starts a new, empty one.
+    ///
+    /// A reused instance keeps its linear memory from earlier events (its
+    /// heap, globals, anything the plugin cached), so its answer may depend
+    /// on them; per call the fuel, deadline, memory cap, name, config and
+    /// the WASI clocks and random seed are those of the new call, and an
+    /// instance whose call failed in any way is dropped, never reused. Opt
+    /// in only for plugins that keep no state between events, or only pure
+    /// caches. Each idle instance holds a slot of the runtime's pool: count
+    /// it in `RuntimeOptions::max_instances`. Clones made after this share
+    /// the pool; calling it again starts a new, empty one.
     #[must_use]
     pub fn with_warm_pool(mut self, instances: usize) -> Self {
         self.warm = (instances > 0).then(|| Arc::new(WarmPool::new(instances)));
@@ -177,86 +183,6 @@ pub enum RunError {
     Trap(String),
 }
 
-/// Caps memory growth and remembers that it did, so a trap that follows
-/// is reported as the memory cap rather than as whatever the guest did next.
-struct MemoryCap {
-    max_bytes: usize,
-    exceeded: bool,
-}
-
-impl wasmtime::ResourceLimiter for MemoryCap {
-    fn memory_growing(
-        &mut self,
-        _current: usize,
-        desired: usize,
-        _maximum: Option<usize>,
-    ) -> wasmtime::Result<bool> {
-        if desired > self.max_bytes {
-            self.exceeded = true;
-            // Trap rather than fail the grow: a guest allocator that gets
-            // a failed grow aborts anyway, with a less telling trap.
-            wasmtime::bail!("memory cap of {} bytes reached", self.max_bytes);
-        }
-        Ok(true)
-    }
-
-    fn table_growing(
-        &mut self,
-        _current: usize,
-        _desired: usize,
-        _maximum: Option<usize>,
-    ) -> wasmtime::Result<bool> {
-        // The pool caps every table at `RuntimeOptions::max_table_elements`.
-        Ok(true)
-    }
-}
-
-/// What a plugin's host functions see.
-struct HostState {
-    plugin: String,
-    config: Arc<BTreeMap<String, String>>,
-    memory: MemoryCap,
-    wasi: WasiCtx,
-    table: ResourceTable,
-}
-
-impl WasiView for HostState {
-    fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView {
-            ctx: &mut self.wasi,
-            table: &mut self.table,
-        }
-    }
-}
-
-impl log::Host for HostState {
-    fn log(&mut self, level: log::Level, message: String) {
-        let plugin = self.plugin.as_str();
-        match level {
-            log::Level::Trace => tracing::trace!(plugin, "{message}"),
-            log::Level::Debug => tracing::debug!(plugin, "{message}"),
-            log::Level::Info => tracing::info!(plugin, "{message}"),
-            log::Level::Warn => tracing::warn!(plugin, "{message}"),
-            log::Level::Error => tracing::error!(plugin, "{message}"),
-        }
-    }
-}
-
-impl config::Host for HostState {
-    fn get(&mut self, key: String) -> Option<String> {
-        self.config.get(&key).cloned()
-    }
-
-    fn all(&mut self) -> Vec<(String, String)> {
-        self.config
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect()
-    }
-}
-
-impl types::Host for HostState {}
-
 impl Runtime {
     /// A runtime with the default [`RuntimeOptions`] (no on-disk cache).
     pub fn new() -> anyhow::Result<Self> {
@@ -331,6 +257,7 @@ impl Runtime {
     /// Runs `event` through `plugin`, in an idle instance of its warm pool
     /// if it has one, else in a fresh instance: the actions as the plugin
     /// returned them (checked against `limits`), with what the call cost.
+    /// `plugin` must come from `load` on this runtime or a clone of it.
     pub fn call(
         &self,
         plugin_name: &str,
@@ -340,11 +267,22 @@ impl Runtime {
         event: &PluginEvent,
     ) -> Call {
         let started = Instant::now();
+        if !Engine::same(plugin.pre.engine(), &self.engine) {
+            // Compiled code and pool slots belong to one engine; mixing them
+            // is a caller's bug, reported rather than left to wasmtime.
+            return Call {
+                result: Err(RunError::Trap(
+                    "the plugin was loaded by another runtime".into(),
+                )),
+                fuel_used: 0,
+                elapsed: started.elapsed(),
+                warm: false,
+            };
+        }
         let memory = MemoryCap {
             max_bytes: limits.memory_bytes.min(self.max_memory_bytes),
             exceeded: false,
         };
-        let wasi = super::wasi::context(&event.id, event.received_at);
         let (mut store, instance) = match plugin.warm.as_ref().and_then(|pool| pool.take()) {
             Some(Warm {
                 mut store,
@@ -358,7 +296,7 @@ impl Runtime {
                 state.memory = memory;
                 // Clocks and randomness follow the new event; whatever the
                 // guest cached from earlier events stays (see `warm_pool.rs`).
-                state.wasi = wasi;
+                state.wasi.reset(event);
                 (store, Some(instance))
             }
             None => {
@@ -366,7 +304,7 @@ impl Runtime {
                     plugin: plugin_name.to_string(),
                     config: Arc::clone(config),
                     memory,
-                    wasi,
+                    wasi: EventWasi::new(event),
                     table: ResourceTable::new(),
                 };
                 let mut store = Store::new(&self.engine, state);
@@ -409,7 +347,8 @@ pub struct Call {
     /// Fuel the call consumed: instantiation included for a fresh
     /// instance, the handler alone for a warm one.
     pub fuel_used: u64,
-    /// Wall-clock time of the call (instantiation included).
+    /// Wall-clock time of the call (instantiation included for a fresh
+    /// instance).
     pub elapsed: Duration,
     /// Whether an idle instance of the plugin's warm pool served the call.
     pub warm: bool,

@@ -2,8 +2,9 @@
 //! (`spin`: loop forever; `grow`: allocate without end; `panic`; `big`:
 //! return a payload of `bytes` bytes; `error`: an internal error; `none`: no
 //! action; `count`: deliver how many events this instance has handled, this
-//! one included, so a test can tell a reused instance from a fresh one);
-//! anything else delivers the body to `out` once.
+//! one included, so a test can tell a reused instance from a fresh one;
+//! `clock`: deliver the WASI wall clock in milliseconds); anything else
+//! delivers the body to `out` once.
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -45,6 +46,15 @@ impl Plugin for Fixture {
                 Ok(vec![Action::Deliver(Delivery::to(
                     "out",
                     handled.to_string().into_bytes(),
+                ))])
+            }
+            Some("clock") => {
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_err(|e| Error::Internal(e.to_string()))?;
+                Ok(vec![Action::Deliver(Delivery::to(
+                    "out",
+                    now.as_millis().to_string().into_bytes(),
                 ))])
             }
             _ => Ok(vec![Action::Deliver(Delivery::to("out", event.body))]),
