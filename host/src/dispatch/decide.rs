@@ -124,9 +124,14 @@ pub fn unroutable(job: &DispatchJob, reason: String, now_ms: i64) -> DispatchOut
 }
 
 /// Retry what may pass (the plugin's own `internal` error, its deadline on
-/// a busy machine), dead-letter what would fail the same way again.
+/// a busy machine, a full instance pool), dead-letter what would fail the
+/// same way again.
 fn failure(job: &DispatchJob, error: &RunError, reason: String, now_ms: i64) -> EventOutcome {
-    let transient = matches!(error, RunError::Internal(_) | RunError::Deadline { .. });
+    // A full instance pool passes as soon as other calls finish.
+    let transient = matches!(
+        error,
+        RunError::Internal(_) | RunError::Deadline { .. } | RunError::PoolExhausted(_)
+    );
     let attempt = job.attempts + 1;
     if !transient {
         return EventOutcome::Failed(reason);
