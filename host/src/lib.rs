@@ -26,6 +26,7 @@ pub mod ingest;
 pub mod plugin;
 pub mod secret;
 pub mod shutdown;
+pub mod sinks;
 pub mod store;
 pub mod telemetry;
 pub mod tls;

@@ -15,9 +15,14 @@ mod interpolate;
 mod raw;
 mod validate;
 mod validate_routes;
+mod validate_sinks;
 
 pub use validate::{Config, RuntimeSettings, ServerConfig, SourceConfig, TlsConfig};
-pub use validate_routes::{PluginConfig, SinkConfig, SinkKind, SourceRoute};
+pub use validate_routes::{PluginConfig, SourceRoute};
+pub use validate_sinks::{
+    AmqpSinkConfig, FileSinkConfig, FsyncPolicy, HttpSinkConfig, NatsSinkConfig, RedisSinkConfig,
+    RetryPolicy, SinkConfig, SinkKind,
+};
 
 /// Why a configuration was refused. Every variant names the file; those
 /// about a value name its key path (`sources.github.verify`).

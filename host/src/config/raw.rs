@@ -154,4 +154,23 @@ pub(super) struct RawSink {
     pub(super) stream: Option<String>,
     pub(super) exchange: Option<String>,
     pub(super) routing_key: Option<String>,
+    pub(super) method: Option<String>,
+    /// Values may be credentials (`Authorization`).
+    pub(super) headers: Option<BTreeMap<String, Secret>>,
+    pub(super) timeout_ms: Option<u64>,
+    pub(super) sign_secret: Option<Secret>,
+    pub(super) fsync: Option<String>,
+    pub(super) rotate_bytes: Option<u64>,
+    pub(super) max_concurrency: Option<u64>,
+    pub(super) rate_per_s: Option<f64>,
+    pub(super) retry: Option<RawRetry>,
+}
+
+/// `[sinks.NAME.retry]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawRetry {
+    pub(super) attempts: Option<u32>,
+    pub(super) base_ms: Option<u64>,
+    pub(super) cap_ms: Option<u64>,
 }

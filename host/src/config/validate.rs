@@ -8,10 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::raw::{RawConfig, RawServer, RawSource, RawStore};
-use super::validate_routes::{
-    source_route, valid_name, validate_plugins, validate_sinks, PluginConfig, SinkConfig,
-    SourceRoute,
-};
+use super::validate_routes::{source_route, valid_name, validate_plugins, PluginConfig, SourceRoute};
+use super::validate_sinks::{validate_sinks, SinkConfig};
 use super::ConfigError;
 use crate::cidr::CidrList;
 use crate::store::{GroupCommitConfig, Retention, SqliteSynchronous, StoreConfig};
@@ -103,7 +101,7 @@ pub(super) fn validate(
     };
     let server = validate_server(raw.server, &invalid)?;
     let store = validate_store(raw.store, &invalid)?;
-    let sinks = validate_sinks(raw.sinks, &invalid)?;
+    let sinks = validate_sinks(&file, raw.sinks, &invalid)?;
     let plugins = validate_plugins(&file, raw.plugins, &sinks, &invalid)?;
     let mut sources = BTreeMap::new();
     for (name, mut source) in raw.sources {

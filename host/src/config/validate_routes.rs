@@ -1,4 +1,4 @@
-//! `[plugins.*]`, `[sinks.*]` and each source's route (a plugin, a list
+//! `[plugins.*]` and each source's route (a plugin, a list
 //! of sinks, or neither), typed, with every cross-reference checked: a
 //! route or grant that names something undefined is a config error, never
 //! an event that fails at 3 a.m.
@@ -9,7 +9,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::raw::{RawPlugin, RawSink};
+use super::raw::RawPlugin;
+use super::validate_sinks::SinkConfig;
 use super::validate::Invalid;
 use super::ConfigError;
 use crate::plugin::Limits;
@@ -45,78 +46,6 @@ impl fmt::Debug for PluginConfig {
     }
 }
 
-/// One `[sinks.NAME]`, typed. Delivery itself is issue #5; until then a
-/// sink is a name that plugins and sources can be granted, and its
-/// deliveries wait in the store.
-#[derive(Clone)]
-pub struct SinkConfig {
-    /// The sink's name in router.toml.
-    pub name: String,
-    /// Where it delivers.
-    pub kind: SinkKind,
-}
-
-impl fmt::Debug for SinkConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // URLs may carry credentials (amqp://user:password@...): type only.
-        f.debug_struct("SinkConfig")
-            .field("name", &self.name)
-            .field("type", &self.kind.type_name())
-            .finish()
-    }
-}
-
-/// A sink's type and its settings.
-#[derive(Clone)]
-pub enum SinkKind {
-    /// POST to a URL.
-    Http {
-        /// Target URL.
-        url: String,
-    },
-    /// Append JSON Lines to a file (`{source}`, `{date}` placeholders).
-    File {
-        /// Path template.
-        path: String,
-    },
-    /// Publish to NATS JetStream.
-    Nats {
-        /// Server URL.
-        url: String,
-        /// Subject template.
-        subject: String,
-    },
-    /// XADD to a Redis stream.
-    Redis {
-        /// Server URL.
-        url: String,
-        /// Stream key template.
-        stream: String,
-    },
-    /// Publish to a RabbitMQ exchange.
-    Amqp {
-        /// Server URL.
-        url: String,
-        /// Exchange.
-        exchange: String,
-        /// Routing key template.
-        routing_key: String,
-    },
-}
-
-impl SinkKind {
-    /// The `type` spelling.
-    pub fn type_name(&self) -> &'static str {
-        match self {
-            Self::Http { .. } => "http",
-            Self::File { .. } => "file",
-            Self::Nats { .. } => "nats",
-            Self::Redis { .. } => "redis",
-            Self::Amqp { .. } => "amqp",
-        }
-    }
-}
-
 /// Where a source's stored events go.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SourceRoute {
@@ -137,86 +66,7 @@ pub(super) fn valid_name(name: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
 }
 
-const NAME_RULE: &str = "a name of lowercase letters, digits, '-' and '_'";
-
-pub(super) fn validate_sinks(
-    raw: BTreeMap<String, RawSink>,
-    invalid: &Invalid<'_>,
-) -> Result<BTreeMap<String, SinkConfig>, ConfigError> {
-    let mut sinks = BTreeMap::new();
-    for (name, sink) in raw {
-        if !valid_name(&name) {
-            return Err(invalid(format!("sinks.{name}"), NAME_RULE.into()));
-        }
-        let kind = sink_kind(&name, sink, invalid)?;
-        sinks.insert(name.clone(), SinkConfig { name, kind });
-    }
-    Ok(sinks)
-}
-
-fn sink_kind(name: &str, raw: RawSink, invalid: &Invalid<'_>) -> Result<SinkKind, ConfigError> {
-    let key = |k: &str| format!("sinks.{name}.{k}");
-    let type_name = raw.kind.clone().unwrap_or_default();
-    // Which keys each type reads; any other key set is refused below.
-    let reads: &[&str] = match type_name.as_str() {
-        "http" => &["url"],
-        "file" => &["path"],
-        "nats" => &["url", "subject"],
-        "redis" => &["url", "stream"],
-        "amqp" => &["url", "exchange", "routing_key"],
-        _ => {
-            return Err(invalid(
-                key("type"),
-                "\"http\", \"file\", \"nats\", \"redis\" or \"amqp\"".into(),
-            ))
-        }
-    };
-    let given = [
-        ("url", &raw.url),
-        ("path", &raw.path),
-        ("subject", &raw.subject),
-        ("stream", &raw.stream),
-        ("exchange", &raw.exchange),
-        ("routing_key", &raw.routing_key),
-    ];
-    for (k, value) in &given {
-        if value.is_some() && !reads.contains(k) {
-            return Err(invalid(
-                key(k),
-                format!("no such key for a sink of type \"{type_name}\""),
-            ));
-        }
-    }
-    let required = |k: &str, value: Option<String>| {
-        value.filter(|v| !v.is_empty()).ok_or_else(|| {
-            invalid(
-                key(k),
-                format!("a value (required by type \"{type_name}\")"),
-            )
-        })
-    };
-    Ok(match type_name.as_str() {
-        "http" => SinkKind::Http {
-            url: required("url", raw.url)?,
-        },
-        "file" => SinkKind::File {
-            path: required("path", raw.path)?,
-        },
-        "nats" => SinkKind::Nats {
-            url: required("url", raw.url)?,
-            subject: required("subject", raw.subject)?,
-        },
-        "redis" => SinkKind::Redis {
-            url: required("url", raw.url)?,
-            stream: required("stream", raw.stream)?,
-        },
-        _ => SinkKind::Amqp {
-            url: required("url", raw.url)?,
-            exchange: required("exchange", raw.exchange)?,
-            routing_key: required("routing_key", raw.routing_key)?,
-        },
-    })
-}
+pub(super) const NAME_RULE: &str = "a name of lowercase letters, digits, '-' and '_'";
 
 pub(super) fn validate_plugins(
     file: &Path,

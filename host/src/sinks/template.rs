@@ -1,0 +1,54 @@
+//! `{source}` and `{date}` in sink paths, subjects, stream keys and routing
+//! keys: the only placeholders, so a template cannot reach anything else.
+
+/// `template` with `{source}` replaced by `source` and `{date}` by the UTC
+/// day (`YYYY-MM-DD`) of `at_ms`. Other text, braces included, is kept.
+pub fn render(template: &str, source: &str, at_ms: i64) -> String {
+    let mut out = template.replace("{source}", source);
+    if out.contains("{date}") {
+        out = out.replace("{date}", &utc_date(at_ms));
+    }
+    out
+}
+
+/// The UTC calendar day of `at_ms` (unix milliseconds) as `YYYY-MM-DD`.
+pub fn utc_date(at_ms: i64) -> String {
+    // Days since 1970-01-01 to a civil date (Howard Hinnant's algorithm):
+    // no time-zone database needed for UTC.
+    let days = at_ms.div_euclid(86_400_000);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_are_utc_days() {
+        assert_eq!(utc_date(0), "1970-01-01");
+        assert_eq!(utc_date(86_399_999), "1970-01-01");
+        assert_eq!(utc_date(86_400_000), "1970-01-02");
+        // 2024-02-29T23:59:59.999Z and the next millisecond.
+        assert_eq!(utc_date(1_709_251_199_999), "2024-02-29");
+        assert_eq!(utc_date(1_709_251_200_000), "2024-03-01");
+        assert_eq!(utc_date(1_798_761_600_000), "2027-01-01");
+    }
+
+    #[test]
+    fn only_source_and_date_are_replaced() {
+        assert_eq!(
+            render("data/{source}/{date}.jsonl", "github", 0),
+            "data/github/1970-01-01.jsonl"
+        );
+        assert_eq!(render("hookyard.{source}.{other}", "s", 0), "hookyard.s.{other}");
+    }
+}
