@@ -12,6 +12,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
+use crate::deliver::{Deliverer, DeliveryOptions};
 use crate::dispatch::{Dispatcher, Routes};
 use crate::ingest::{self, IngestState, PeerAddr};
 use crate::plugin::registry::Plugins;
@@ -29,7 +30,13 @@ pub async fn run(
         .await
         .context("opening the store")?;
     warn_about_development_defaults(&config);
-    warn_about_undelivered_sinks(&config);
+    // Building a sink does no I/O (sinks connect on first use), so a broker
+    // that is down delays its deliveries, not the router's start.
+    let mut sinks = std::collections::BTreeMap::new();
+    for (name, sink) in &config.sinks {
+        let built = crate::sinks::build(sink).context("building the sinks")?;
+        sinks.insert(name.clone(), (sink.clone(), built));
+    }
 
     // Compiling components takes seconds: off the async threads.
     let plugin_configs = config.plugins.clone();
@@ -49,8 +56,17 @@ pub async fn run(
             .collect(),
         plugins: plugins.clone(),
     };
-    let dispatcher =
-        Dispatcher::start(store.clone(), routes).context("starting the dispatch workers")?;
+    let deliverer = Deliverer::start(
+        store.clone(),
+        sinks,
+        DeliveryOptions {
+            poll: config.delivery.poll,
+            lease: config.delivery.lease,
+            grace: config.server.shutdown_timeout,
+        },
+    );
+    let dispatcher = Dispatcher::start(store.clone(), routes, deliverer.waker())
+        .context("starting the dispatch workers")?;
 
     let state = IngestState {
         sources: Arc::new(config.sources.clone()),
@@ -101,6 +117,8 @@ pub async fn run(
     // Outcomes already computed are written; events still queued stay
     // `received` and are dispatched at the next start.
     dispatcher.stop().await;
+    // Sends in flight finish (or are released) and every result is written.
+    deliverer.stop().await;
     // Every acknowledged request has committed; this commits whatever an
     // unacknowledged one left queued and closes the connections cleanly.
     store.close().await;
@@ -152,16 +170,6 @@ fn runtime_options(config: &Config) -> RuntimeOptions {
         max_memory_bytes: largest.unwrap_or(defaults.max_memory_bytes),
         max_instances: config.runtime.max_instances.max(needed),
         ..defaults
-    }
-}
-
-/// Delivery is issue #5: until it lands, deliveries wait in the store.
-fn warn_about_undelivered_sinks(config: &Config) {
-    if !config.sinks.is_empty() {
-        tracing::warn!(
-            sinks = config.sinks.len(),
-            "Sinks are configured, but this build does not deliver yet: deliveries are stored as pending."
-        );
     }
 }
 

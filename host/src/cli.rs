@@ -42,6 +42,14 @@ enum Command {
         #[command(subcommand)]
         command: PluginCommand,
     },
+    /// Dispatch stored events again with the current plugin version: each
+    /// gets a new plugin run and new deliveries (new idempotency keys).
+    Replay(crate::cli_ops::ReplayArgs),
+    /// Dead deliveries: list them, or send them again (same idempotency key).
+    Dlq {
+        #[command(subcommand)]
+        command: crate::cli_ops::DlqCommand,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -127,6 +135,8 @@ pub fn main() -> ExitCode {
                 }
             }
         }
+        Command::Replay(args) => crate::cli_ops::replay(config, args),
+        Command::Dlq { command } => crate::cli_ops::dlq(config, command),
         Command::Plugin { .. } => unreachable!("handled before loading the config"),
     }
 }

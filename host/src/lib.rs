@@ -11,8 +11,12 @@
 //!   (or to its sinks); outcomes, plugin runs and pending deliveries written together.
 //! - [`plugin`]: the wasmtime runtime for plugin components (`wit/`), with limits,
 //!   the registry of loaded plugins; `hookyard plugin run`.
+//! - [`deliver`]: per-sink workers that claim due deliveries, send them, and
+//!   retry with backoff or dead-letter them; [`sinks`]: HTTP, file, NATS,
+//!   Redis and RabbitMQ behind the `Sink` trait.
 //! - [`app`]: wiring, the listener (plain or TLS), graceful shutdown.
-//! - [`cli`]: the `hookyard` command line (`serve`, `check`).
+//! - [`cli`]: the `hookyard` command line (`serve`, `check`, `plugin run`,
+//!   `replay`, `dlq`).
 //!
 //! Around them: [`secret`] (values that never print), [`cidr`] (IP allow-lists), [`telemetry`] (logs),
 //! [`tls`] (rustls acceptor), [`shutdown`] (signals).
@@ -20,7 +24,10 @@
 pub mod app;
 pub mod cidr;
 pub mod cli;
+mod cli_ops;
+mod cli_time;
 pub mod config;
+pub mod deliver;
 pub mod dispatch;
 pub mod ingest;
 pub mod plugin;

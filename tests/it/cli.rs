@@ -159,6 +159,9 @@ fn help_text() {
         &["serve", "--help"],
         &["check", "--help"],
         &["plugin", "run", "--help"],
+        &["replay", "--help"],
+        &["dlq", "list", "--help"],
+        &["dlq", "retry", "--help"],
     ] {
         let out = Command::new(bin()).args(args).output().unwrap();
         assert!(out.status.success());

@@ -3,6 +3,8 @@
 
 mod allow_ips;
 mod cli;
+mod delivery;
+mod delivery_processes;
 mod dispatch;
 mod durability;
 mod errors;

@@ -27,6 +27,7 @@ async fn a_replay_after_the_body_was_purged_is_still_a_duplicate() {
             now_ms,
             bodies_before_ms: Some(now_ms + 60_000),
             rows_before_ms: None,
+            deliveries_before_ms: None,
         })
         .await
         .unwrap();

@@ -9,6 +9,7 @@
 
 pub mod plugins;
 pub mod process;
+pub mod receiver;
 pub mod services;
 pub mod sign;
 pub mod sign_catalog;
@@ -212,5 +213,27 @@ pub async fn dispatched(
             "{id} still undispatched"
         );
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+/// Waits (up to `limit`) until no delivery is pending any more, and returns
+/// the backlog then. Panics with the count left when time runs out.
+pub async fn deliveries_settled(
+    store: &Arc<dyn hookyard::store::Store>,
+    limit: std::time::Duration,
+) -> hookyard::store::Backlog {
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        let backlog = store.backlog().await.expect("backlog");
+        if backlog.undispatched == 0 && backlog.pending_deliveries == 0 {
+            return backlog;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still {} undispatched and {} pending deliveries after {limit:?}",
+            backlog.undispatched,
+            backlog.pending_deliveries
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
     }
 }

@@ -17,7 +17,9 @@ mod validate;
 mod validate_routes;
 mod validate_sinks;
 
-pub use validate::{Config, RuntimeSettings, ServerConfig, SourceConfig, TlsConfig};
+pub use validate::{
+    Config, DeliverySettings, RuntimeSettings, ServerConfig, SourceConfig, TlsConfig,
+};
 pub use validate_routes::{PluginConfig, SourceRoute};
 pub use validate_sinks::{
     AmqpSinkConfig, FileSinkConfig, FsyncPolicy, HttpSinkConfig, NatsSinkConfig, RedisSinkConfig,

@@ -23,6 +23,25 @@ pub(super) struct RawConfig {
     pub(super) sinks: BTreeMap<String, RawSink>,
     #[serde(default)]
     pub(super) runtime: RawRuntime,
+    #[serde(default)]
+    pub(super) delivery: RawDelivery,
+}
+
+/// `[delivery]`: the delivery workers.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(super) struct RawDelivery {
+    pub(super) lease_s: u64,
+    pub(super) poll_ms: u64,
+}
+
+impl Default for RawDelivery {
+    fn default() -> Self {
+        Self {
+            lease_s: 60,
+            poll_ms: 1000,
+        }
+    }
 }
 
 /// `[runtime]`: the plugin engine.
@@ -83,6 +102,7 @@ pub(super) struct RawStore {
     pub(super) queue_capacity: usize,
     pub(super) body_retention_days: u64,
     pub(super) key_retention_days: u64,
+    pub(super) delivery_retention_days: u64,
     pub(super) purge_interval_s: u64,
 }
 
@@ -95,6 +115,7 @@ impl Default for RawStore {
             queue_capacity: 4096,
             body_retention_days: 30,
             key_retention_days: 365,
+            delivery_retention_days: 30,
             purge_interval_s: 3600,
         }
     }

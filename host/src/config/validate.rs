@@ -8,7 +8,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::raw::{RawConfig, RawServer, RawSource, RawStore};
-use super::validate_routes::{source_route, valid_name, validate_plugins, PluginConfig, SourceRoute};
+use super::validate_routes::{
+    source_route, valid_name, validate_plugins, PluginConfig, SourceRoute,
+};
 use super::validate_sinks::{validate_sinks, SinkConfig};
 use super::ConfigError;
 use crate::cidr::CidrList;
@@ -32,6 +34,20 @@ pub struct Config {
     pub sinks: BTreeMap<String, SinkConfig>,
     /// `[runtime]`.
     pub runtime: RuntimeSettings,
+    /// `[delivery]`.
+    pub delivery: DeliverySettings,
+}
+
+/// `[delivery]`, typed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeliverySettings {
+    /// How long a claimed delivery is this process's before another (or
+    /// the next start) may take it: the time a crashed process's work
+    /// waits. An HTTP sink's lease is never below twice its timeout.
+    pub lease: Duration,
+    /// Longest wait between two claims of an idle sink (retries coming
+    /// due, other processes' work).
+    pub poll: Duration,
 }
 
 /// `[runtime]`, typed.
@@ -120,6 +136,22 @@ pub(super) fn validate(
         cache_dir: (!raw.runtime.cache_dir.is_empty()).then(|| base.join(&raw.runtime.cache_dir)),
         max_instances: raw.runtime.max_instances,
     };
+    if !(1..=3600).contains(&raw.delivery.lease_s) {
+        return Err(invalid(
+            "delivery.lease_s".into(),
+            "a number of seconds from 1 to 3600".into(),
+        ));
+    }
+    if !(10..=60_000).contains(&raw.delivery.poll_ms) {
+        return Err(invalid(
+            "delivery.poll_ms".into(),
+            "a number of milliseconds from 10 to 60000".into(),
+        ));
+    }
+    let delivery = DeliverySettings {
+        lease: Duration::from_secs(raw.delivery.lease_s),
+        poll: Duration::from_millis(raw.delivery.poll_ms),
+    };
     Ok(Config {
         file,
         server,
@@ -128,6 +160,7 @@ pub(super) fn validate(
         plugins,
         sinks,
         runtime,
+        delivery,
     })
 }
 
@@ -224,7 +257,8 @@ fn validate_store(raw: RawStore, invalid: &Invalid<'_>) -> Result<StoreConfig, C
     })
 }
 
-/// `body_retention_days`, `key_retention_days` (0 = forever), `purge_interval_s`.
+/// `body_retention_days`, `key_retention_days`, `delivery_retention_days`
+/// (0 = forever), `purge_interval_s`.
 fn retention(raw: &RawStore, invalid: &Invalid<'_>) -> Result<Retention, ConfigError> {
     let days = |n: u64| (n > 0).then(|| Duration::from_secs(n.saturating_mul(86_400)));
     let (bodies, keys) = (days(raw.body_retention_days), days(raw.key_retention_days));
@@ -250,6 +284,7 @@ fn retention(raw: &RawStore, invalid: &Invalid<'_>) -> Result<Retention, ConfigE
     Ok(Retention {
         bodies,
         keys,
+        deliveries: days(raw.delivery_retention_days),
         interval: Duration::from_secs(raw.purge_interval_s),
     })
 }

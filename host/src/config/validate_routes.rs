@@ -10,8 +10,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::raw::RawPlugin;
-use super::validate_sinks::SinkConfig;
 use super::validate::Invalid;
+use super::validate_sinks::SinkConfig;
 use super::ConfigError;
 use crate::plugin::Limits;
 

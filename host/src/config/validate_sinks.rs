@@ -233,7 +233,10 @@ fn validate_sink(
             ));
         }
     }
-    let max_concurrency = match raw.max_concurrency.unwrap_or(default_concurrency(&type_name)) {
+    let max_concurrency = match raw
+        .max_concurrency
+        .unwrap_or(default_concurrency(&type_name))
+    {
         n @ 1..=65_536 => n as usize,
         _ => {
             return Err(invalid(
@@ -339,7 +342,12 @@ fn sink_kind(
                 "POST" => http::Method::POST,
                 "PUT" => http::Method::PUT,
                 "PATCH" => http::Method::PATCH,
-                _ => return Err(invalid(key("method"), "\"POST\", \"PUT\" or \"PATCH\"".into())),
+                _ => {
+                    return Err(invalid(
+                        key("method"),
+                        "\"POST\", \"PUT\" or \"PATCH\"".into(),
+                    ))
+                }
             };
             let mut headers = Vec::new();
             for (header, value) in raw.headers.unwrap_or_default() {

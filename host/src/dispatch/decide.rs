@@ -57,6 +57,8 @@ pub fn after_plugin(
     };
     DispatchOutcome {
         event_id: job.id.clone(),
+        source: job.source.clone(),
+        event_at_ms: job.received_at_ms,
         outcome,
         run: Some(NewPluginRun {
             id: format!("run_{}", ulid::Ulid::new()),
@@ -93,6 +95,8 @@ pub fn raw_to_sinks(job: &DispatchJob, sinks: &[String], now_ms: i64) -> Dispatc
         .collect();
     DispatchOutcome {
         event_id: job.id.clone(),
+        source: job.source.clone(),
+        event_at_ms: job.received_at_ms,
         outcome: EventOutcome::Processed,
         run: None,
         deliveries,
@@ -104,6 +108,8 @@ pub fn raw_to_sinks(job: &DispatchJob, sinks: &[String], now_ms: i64) -> Dispatc
 pub fn store_only(job: &DispatchJob, now_ms: i64) -> DispatchOutcome {
     DispatchOutcome {
         event_id: job.id.clone(),
+        source: job.source.clone(),
+        event_at_ms: job.received_at_ms,
         outcome: EventOutcome::Processed,
         run: None,
         deliveries: Vec::new(),
@@ -116,6 +122,8 @@ pub fn store_only(job: &DispatchJob, now_ms: i64) -> DispatchOutcome {
 pub fn unroutable(job: &DispatchJob, reason: String, now_ms: i64) -> DispatchOutcome {
     DispatchOutcome {
         event_id: job.id.clone(),
+        source: job.source.clone(),
+        event_at_ms: job.received_at_ms,
         outcome: EventOutcome::Failed(reason),
         run: None,
         deliveries: Vec::new(),

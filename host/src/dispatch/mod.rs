@@ -28,6 +28,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::SourceRoute;
+use crate::deliver::DeliveryWaker;
 use crate::plugin::registry::Plugins;
 use crate::store::{DispatchOutcome, Store};
 
@@ -96,7 +97,11 @@ impl std::fmt::Debug for Dispatcher {
 impl Dispatcher {
     /// Starts workers, finisher and sweeper. The first sweep runs at once,
     /// picking up what an earlier run left undispatched.
-    pub fn start(store: Arc<dyn Store>, routes: Routes) -> std::io::Result<Self> {
+    pub fn start(
+        store: Arc<dyn Store>,
+        routes: Routes,
+        waker: DeliveryWaker,
+    ) -> std::io::Result<Self> {
         let (queue, jobs) = std_mpsc::sync_channel::<DispatchJob>(QUEUE);
         let jobs = Arc::new(Mutex::new(jobs));
         let (outcomes, finished) = mpsc::channel::<DispatchOutcome>(FINISH_BATCH * 4);
@@ -123,7 +128,7 @@ impl Dispatcher {
             overflowed: Arc::new(AtomicU64::new(0)),
         };
         let stop_sweeping = CancellationToken::new();
-        let finisher = tokio::spawn(finish(store.clone(), finished));
+        let finisher = tokio::spawn(finish(store.clone(), finished, waker));
         let sweeper = tokio::spawn(sweep(store, handle.queue.clone(), stop_sweeping.clone()));
         Ok(Self {
             handle,
@@ -238,19 +243,35 @@ fn dispatch_one(job: &DispatchJob, routes: &Routes) -> DispatchOutcome {
     }
 }
 
-/// Writes outcomes, as many per transaction as are waiting.
-async fn finish(store: Arc<dyn Store>, mut outcomes: mpsc::Receiver<DispatchOutcome>) {
+/// Writes outcomes, as many per transaction as are waiting, then wakes the
+/// workers of the sinks that got deliveries.
+async fn finish(
+    store: Arc<dyn Store>,
+    mut outcomes: mpsc::Receiver<DispatchOutcome>,
+    waker: DeliveryWaker,
+) {
     let mut batch = Vec::with_capacity(FINISH_BATCH);
     while outcomes.recv_many(&mut batch, FINISH_BATCH).await > 0 {
         let count = batch.len();
-        if let Err(error) = store.finish_dispatch(std::mem::take(&mut batch)).await {
-            // Nothing of these was written: the events are still
-            // `received`, and a sweep takes them again after their lease.
-            tracing::error!(
-                error = &error as &dyn std::error::Error,
-                events = count,
-                "Could not record dispatch outcomes; the events will be dispatched again."
-            );
+        let sinks: std::collections::BTreeSet<String> = batch
+            .iter()
+            .flat_map(|o| o.deliveries.iter().map(|d| d.sink.clone()))
+            .collect();
+        match store.finish_dispatch(std::mem::take(&mut batch)).await {
+            Ok(_) => {
+                for sink in &sinks {
+                    waker.wake(sink);
+                }
+            }
+            Err(error) => {
+                // Nothing of these was written: the events are still
+                // `received`, and a sweep takes them again after their lease.
+                tracing::error!(
+                    error = &error as &dyn std::error::Error,
+                    events = count,
+                    "Could not record dispatch outcomes; the events will be dispatched again."
+                );
+            }
         }
     }
 }

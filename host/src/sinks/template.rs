@@ -49,6 +49,9 @@ mod tests {
             render("data/{source}/{date}.jsonl", "github", 0),
             "data/github/1970-01-01.jsonl"
         );
-        assert_eq!(render("hookyard.{source}.{other}", "s", 0), "hookyard.s.{other}");
+        assert_eq!(
+            render("hookyard.{source}.{other}", "s", 0),
+            "hookyard.s.{other}"
+        );
     }
 }

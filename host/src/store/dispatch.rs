@@ -105,6 +105,10 @@ pub struct NewDelivery {
 pub struct DispatchOutcome {
     /// The event.
     pub event_id: EventId,
+    /// Its source (copied onto its deliveries).
+    pub source: String,
+    /// When it was received, unix milliseconds (copied onto its deliveries).
+    pub event_at_ms: i64,
     /// How it ended.
     pub outcome: EventOutcome,
     /// The plugin call, when a plugin ran.
@@ -143,6 +147,8 @@ pub struct PluginRunRecord {
 pub struct DeliveryRecord {
     /// `dlv_` + ULID.
     pub id: String,
+    /// Its event.
+    pub event_id: String,
     /// The plugin run that asked for it (`None`: the source's sinks).
     pub run_id: Option<String>,
     /// Position among the event's deliveries.
@@ -161,6 +167,14 @@ pub struct DeliveryRecord {
     pub status: String,
     /// Attempts so far.
     pub attempts: i64,
+    /// The last failed attempt's error (`None` once done).
+    pub last_error: Option<String>,
+    /// When it was created.
+    pub created_at_ms: i64,
+    /// When a worker may next take it (while pending).
+    pub next_attempt_at_ms: i64,
+    /// When it became done or dead.
+    pub finished_at_ms: Option<i64>,
 }
 
 /// Work not yet done, for backpressure, metrics and tests.
@@ -212,6 +226,7 @@ impl RunRow {
 #[derive(sqlx::FromRow)]
 pub(super) struct DeliveryRow {
     id: String,
+    event_id: String,
     run_id: Option<String>,
     seq: i64,
     sink: String,
@@ -221,12 +236,17 @@ pub(super) struct DeliveryRow {
     msg_key: Option<String>,
     status: String,
     attempts: i64,
+    last_error: Option<String>,
+    created_at_ms: i64,
+    next_attempt_at_ms: i64,
+    finished_at_ms: Option<i64>,
 }
 
 impl DeliveryRow {
     pub(super) fn into_record(self) -> DeliveryRecord {
         DeliveryRecord {
             id: self.id,
+            event_id: self.event_id,
             run_id: self.run_id,
             seq: self.seq,
             sink: self.sink,
@@ -236,6 +256,19 @@ impl DeliveryRow {
             msg_key: self.msg_key,
             status: self.status,
             attempts: self.attempts,
+            last_error: self.last_error,
+            created_at_ms: self.created_at_ms,
+            next_attempt_at_ms: self.next_attempt_at_ms,
+            finished_at_ms: self.finished_at_ms,
         }
     }
 }
+
+/// The columns [`DeliveryRow`] reads, in its order.
+macro_rules! delivery_columns {
+    () => {
+        "id, event_id, run_id, seq, sink, payload, headers, subject_suffix, msg_key, status, \
+         attempts, last_error, created_at_ms, next_attempt_at_ms, finished_at_ms"
+    };
+}
+pub(super) use delivery_columns;

@@ -11,18 +11,25 @@ use std::sync::Arc;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
+mod delivery;
 mod dispatch;
 mod group_commit;
 mod postgres;
+mod postgres_delivery;
 mod postgres_dispatch;
 mod retention;
 mod row;
 mod sqlite;
+mod sqlite_delivery;
 mod sqlite_dispatch;
 mod sqlite_purge;
 mod sqlite_writer;
 mod wal_sync;
 
+pub use delivery::{
+    AttemptOutcome, AttemptRecord, ClaimedDelivery, DeadDelivery, DeadQuery, DeadSelector,
+    DeliveryResult, ReplaySelector,
+};
 pub use dispatch::{
     Backlog, DeliveryRecord, DispatchOutcome, EventOutcome, NewDelivery, NewPluginRun,
     PluginRunRecord, DISPATCH_GRACE_MS,
@@ -271,6 +278,52 @@ pub trait Store: Send + Sync + fmt::Debug {
 
     /// Undispatched events and pending deliveries.
     async fn backlog(&self) -> Result<Backlog, StoreError>;
+
+    /// Claims up to `limit` of `sink`'s deliveries due at `now_ms` (status
+    /// `pending`, `next_attempt_at_ms <= now_ms`), earliest due first, and
+    /// moves their due time to `now_ms + lease_ms`: no other worker (of
+    /// this or another router process) takes them while the lease runs,
+    /// and a crashed worker's deliveries are due again when it ends.
+    async fn claim_deliveries(
+        &self,
+        sink: &str,
+        now_ms: i64,
+        lease_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<ClaimedDelivery>, StoreError>;
+
+    /// Records attempt results in one transaction: done, due again, or
+    /// dead, with failed attempts kept in the delivery's history. A result
+    /// applies only to a delivery still `pending` whose attempts are below
+    /// its attempt number (the first result of an attempt wins). Returns
+    /// how many applied.
+    async fn finish_deliveries(&self, results: Vec<DeliveryResult>) -> Result<usize, StoreError>;
+
+    /// Gives claimed deliveries back (shutdown): due at `now_ms`, so another
+    /// process, or the next start, takes them at once rather than after
+    /// the lease. Returns how many were still pending.
+    async fn release_deliveries(&self, ids: Vec<String>, now_ms: i64) -> Result<usize, StoreError>;
+
+    /// One delivery by id.
+    async fn get_delivery(&self, id: &str) -> Result<Option<DeliveryRecord>, StoreError>;
+
+    /// Dead letters, most recently dead first.
+    async fn dead_deliveries(&self, query: DeadQuery) -> Result<Vec<DeadDelivery>, StoreError>;
+
+    /// A delivery's failed attempts, in order.
+    async fn delivery_attempts(&self, id: &str) -> Result<Vec<AttemptRecord>, StoreError>;
+
+    /// Sends dead letters again: back to `pending`, due at `now_ms`, with
+    /// the same id (so the same idempotency key downstream) and a fresh
+    /// round of the sink's retry budget. Returns how many.
+    async fn retry_dead(&self, which: DeadSelector, now_ms: i64) -> Result<u64, StoreError>;
+
+    /// Queues stored events for dispatch again (replay): back to
+    /// `received`, due at `now_ms`, so the dispatcher runs the current
+    /// plugin version on them and records a new run and new deliveries.
+    /// Events already waiting for dispatch, and events whose body
+    /// retention has purged, are left alone. Returns how many were queued.
+    async fn request_replay(&self, which: ReplaySelector, now_ms: i64) -> Result<u64, StoreError>;
 
     /// Stops accepting inserts, commits what is queued, closes connections.
     async fn close(&self);

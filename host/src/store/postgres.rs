@@ -18,13 +18,16 @@ use std::time::Duration;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 use sqlx::Connection;
 
+use super::delivery::{replay_in_chunks, BULK_CHUNK};
 use super::group_commit::{answers, BatchWriter, GroupCommit};
+use super::postgres_delivery;
 use super::postgres_dispatch;
 use super::retention::PURGE_CHUNK;
 use super::row::{encode_headers, event_columns, EventRow};
 use super::{
-    redact_url, Backlog, Cutoffs, DeliveryRecord, DispatchOutcome, EventId, Inserted, NewEvent,
-    PluginRunRecord, Purged, Store, StoreConfig, StoreError, StoredEvent,
+    redact_url, AttemptRecord, Backlog, ClaimedDelivery, Cutoffs, DeadDelivery, DeadQuery,
+    DeadSelector, DeliveryRecord, DeliveryResult, DispatchOutcome, EventId, Inserted, NewEvent,
+    PluginRunRecord, Purged, ReplaySelector, Store, StoreConfig, StoreError, StoredEvent,
 };
 
 const BACKEND: &str = "postgres";
@@ -73,12 +76,16 @@ const PURGE_BODIES: &str = "\
     UPDATE events SET body = ''::bytea, headers = '[]', body_purged_at_ms = $1 \
     WHERE id IN (SELECT id FROM events \
                  WHERE received_at_ms < $2 AND body_purged_at_ms IS NULL \
+                   AND status <> 'received' \
                  ORDER BY received_at_ms LIMIT $3 FOR UPDATE SKIP LOCKED)";
 
 /// Retention, a chunk at a time: the rows, and with them the keys.
 const PURGE_ROWS: &str = "\
     DELETE FROM events \
     WHERE id IN (SELECT id FROM events WHERE received_at_ms < $1 \
+                   AND status <> 'received' \
+                   AND NOT EXISTS (SELECT 1 FROM deliveries d \
+                                   WHERE d.event_id = events.id AND d.status = 'pending') \
                  ORDER BY received_at_ms LIMIT $2 FOR UPDATE SKIP LOCKED)";
 
 /// A Postgres database behind the [`Store`] trait.
@@ -303,6 +310,15 @@ impl Store for PostgresStore {
         if let Some(before) = cutoffs.rows_before_ms {
             purged.rows = self.in_chunks("purge rows", PURGE_ROWS, &[before]).await?;
         }
+        if let Some(before) = cutoffs.deliveries_before_ms {
+            loop {
+                let done = postgres_delivery::purge_done(&self.pool, before, PURGE_CHUNK).await?;
+                purged.deliveries += done;
+                if done < PURGE_CHUNK as u64 {
+                    break;
+                }
+            }
+        }
         Ok(purged)
     }
 
@@ -329,6 +345,61 @@ impl Store for PostgresStore {
 
     async fn backlog(&self) -> Result<Backlog, StoreError> {
         postgres_dispatch::backlog(&self.pool).await
+    }
+
+    async fn claim_deliveries(
+        &self,
+        sink: &str,
+        now_ms: i64,
+        lease_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<ClaimedDelivery>, StoreError> {
+        postgres_delivery::claim(&self.pool, sink, now_ms, lease_ms, limit).await
+    }
+
+    async fn finish_deliveries(&self, results: Vec<DeliveryResult>) -> Result<usize, StoreError> {
+        postgres_delivery::finish(&self.pool, &results).await
+    }
+
+    async fn release_deliveries(&self, ids: Vec<String>, now_ms: i64) -> Result<usize, StoreError> {
+        postgres_delivery::release(&self.pool, &ids, now_ms).await
+    }
+
+    async fn get_delivery(&self, id: &str) -> Result<Option<DeliveryRecord>, StoreError> {
+        postgres_delivery::get(&self.pool, id).await
+    }
+
+    async fn dead_deliveries(&self, query: DeadQuery) -> Result<Vec<DeadDelivery>, StoreError> {
+        postgres_delivery::dead(&self.pool, &query).await
+    }
+
+    async fn delivery_attempts(&self, id: &str) -> Result<Vec<AttemptRecord>, StoreError> {
+        postgres_delivery::attempts(&self.pool, id).await
+    }
+
+    async fn retry_dead(&self, which: DeadSelector, now_ms: i64) -> Result<u64, StoreError> {
+        match which {
+            DeadSelector::One(id) => postgres_delivery::retry_one(&self.pool, &id, now_ms).await,
+            DeadSelector::All { sink } => {
+                let mut total = 0;
+                loop {
+                    let done =
+                        postgres_delivery::retry_chunk(&self.pool, sink.as_deref(), now_ms).await?;
+                    total += done;
+                    if done < BULK_CHUNK as u64 {
+                        return Ok(total);
+                    }
+                }
+            }
+        }
+    }
+
+    async fn request_replay(&self, which: ReplaySelector, now_ms: i64) -> Result<u64, StoreError> {
+        replay_in_chunks(which, |chunk| {
+            let pool = self.pool.clone();
+            async move { postgres_delivery::replay_chunk(&pool, &chunk, now_ms).await }
+        })
+        .await
     }
 
     async fn close(&self) {

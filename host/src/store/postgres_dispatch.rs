@@ -5,7 +5,9 @@
 
 use sqlx::PgPool;
 
-use super::dispatch::{encode_delivery_headers, DeliveryRow, DispatchOutcome, RunRow};
+use super::dispatch::{
+    delivery_columns, encode_delivery_headers, DeliveryRow, DispatchOutcome, RunRow,
+};
 use super::row::{event_columns, EventRow};
 use super::{
     Backlog, DeliveryRecord, EventId, EventOutcome, PluginRunRecord, StoreError, StoredEvent,
@@ -30,8 +32,8 @@ const INSERT_RUN: &str = "INSERT INTO plugin_runs \
 
 const INSERT_DELIVERY: &str = "INSERT INTO deliveries \
     (id, event_id, run_id, seq, sink, payload, headers, subject_suffix, msg_key, \
-     next_attempt_at_ms, created_at_ms) \
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10)";
+     next_attempt_at_ms, created_at_ms, source, event_at_ms) \
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, $11, $12)";
 
 fn db(op: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
     move |source| StoreError::Database {
@@ -114,6 +116,8 @@ pub(super) async fn finish(
                 .bind(&d.subject_suffix)
                 .bind(&d.key)
                 .bind(o.at_ms)
+                .bind(&o.source)
+                .bind(o.event_at_ms)
                 .execute(&mut *tx)
                 .await
                 .map_err(db("insert delivery"))?;
@@ -142,10 +146,11 @@ pub(super) async fn deliveries(
     pool: &PgPool,
     event: &EventId,
 ) -> Result<Vec<DeliveryRecord>, StoreError> {
-    let rows: Vec<DeliveryRow> = sqlx::query_as(
-        "SELECT id, run_id, seq, sink, payload, headers, subject_suffix, msg_key, status, attempts \
-         FROM deliveries WHERE event_id = $1 ORDER BY created_at_ms, seq",
-    )
+    let rows: Vec<DeliveryRow> = sqlx::query_as(concat!(
+        "SELECT ",
+        delivery_columns!(),
+        " FROM deliveries WHERE event_id = $1 ORDER BY created_at_ms, seq"
+    ))
     .bind(event.as_str())
     .fetch_all(pool)
     .await

@@ -24,6 +24,9 @@ pub struct Retention {
     pub bodies: Option<Duration>,
     /// How long rows (id and idempotency key) are kept; never shorter than `bodies`.
     pub keys: Option<Duration>,
+    /// How long done deliveries (with their payloads) are kept. Dead ones
+    /// wait for an operator and go only with their event.
+    pub deliveries: Option<Duration>,
     /// Time between two purges.
     pub interval: Duration,
 }
@@ -34,6 +37,7 @@ impl Default for Retention {
         Self {
             bodies: Some(Duration::from_secs(30 * DAY)),
             keys: Some(Duration::from_secs(365 * DAY)),
+            deliveries: Some(Duration::from_secs(30 * DAY)),
             interval: Duration::from_secs(3600),
         }
     }
@@ -49,6 +53,8 @@ pub struct Cutoffs {
     pub bodies_before_ms: Option<i64>,
     /// Delete events (and so their keys) received before this.
     pub rows_before_ms: Option<i64>,
+    /// Delete done deliveries created before this.
+    pub deliveries_before_ms: Option<i64>,
 }
 
 impl Retention {
@@ -61,6 +67,7 @@ impl Retention {
             now_ms,
             bodies_before_ms: before(self.bodies),
             rows_before_ms: before(self.keys),
+            deliveries_before_ms: before(self.deliveries),
         }
     }
 }
@@ -72,6 +79,8 @@ pub struct Purged {
     pub bodies: u64,
     /// Events deleted with their keys.
     pub rows: u64,
+    /// Done deliveries deleted.
+    pub deliveries: u64,
 }
 
 /// Rows changed per transaction: short enough that the ingest writer never
@@ -80,7 +89,7 @@ pub(super) const PURGE_CHUNK: i64 = 500;
 
 /// Purges every `retention.interval` (the first right away) until `stop`.
 pub async fn run_purges(store: Arc<dyn Store>, retention: Retention, stop: CancellationToken) {
-    if retention.bodies.is_none() && retention.keys.is_none() {
+    if retention.bodies.is_none() && retention.keys.is_none() && retention.deliveries.is_none() {
         return;
     }
     loop {
@@ -98,6 +107,7 @@ pub async fn run_purges(store: Arc<dyn Store>, retention: Retention, stop: Cance
                 tracing::info!(
                     bodies = purged.bodies,
                     rows = purged.rows,
+                    deliveries = purged.deliveries,
                     "Retention purge done."
                 );
             }
@@ -132,10 +142,13 @@ mod tests {
         let store = open(&config).await.unwrap();
         let mut old = test_event("k");
         old.received_at_ms = 0;
+        // Dispatched long ago (an undispatched event keeps its body).
+        old.dispatch = false;
         let id = store.insert_event(old).await.unwrap().id;
         let retention = Retention {
             bodies: Some(Duration::from_secs(1)),
             keys: None,
+            deliveries: None,
             interval: Duration::from_millis(20),
         };
         let stop = CancellationToken::new();
@@ -167,6 +180,7 @@ mod tests {
         let retention = Retention {
             bodies: Some(day),
             keys: None,
+            deliveries: Some(2 * day),
             interval: day,
         };
         let now = 10 * 86_400_000;
@@ -175,12 +189,14 @@ mod tests {
             Cutoffs {
                 now_ms: now,
                 bodies_before_ms: Some(9 * 86_400_000),
-                rows_before_ms: None
+                rows_before_ms: None,
+                deliveries_before_ms: Some(8 * 86_400_000),
             }
         );
         let huge = Retention {
             bodies: Some(Duration::MAX),
             keys: Some(Duration::MAX),
+            deliveries: None,
             interval: day,
         };
         assert_eq!(huge.cutoffs(now).bodies_before_ms, Some(now - i64::MAX));

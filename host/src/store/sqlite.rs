@@ -16,13 +16,16 @@ use std::time::Duration;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 use sqlx::{ConnectOptions, Connection};
 
+use super::delivery::{replay_in_chunks, BULK_CHUNK};
 use super::group_commit::GroupCommit;
 use super::row::{event_columns, EventRow};
+use super::sqlite_delivery;
 use super::sqlite_dispatch;
 use super::sqlite_writer::{SqliteJob, SqliteWriter};
 use super::{
-    redact_url, Backlog, Cutoffs, DeliveryRecord, DispatchOutcome, EventId, Inserted, NewEvent,
-    PluginRunRecord, Purged, Store, StoreConfig, StoreError, StoredEvent,
+    redact_url, AttemptRecord, Backlog, ClaimedDelivery, Cutoffs, DeadDelivery, DeadQuery,
+    DeadSelector, DeliveryRecord, DeliveryResult, DispatchOutcome, EventId, Inserted, NewEvent,
+    PluginRunRecord, Purged, ReplaySelector, Store, StoreConfig, StoreError, StoredEvent,
 };
 
 const BACKEND: &str = "sqlite";
@@ -293,6 +296,72 @@ impl Store for SqliteStore {
 
     async fn backlog(&self) -> Result<Backlog, StoreError> {
         sqlite_dispatch::backlog(&self.reads).await
+    }
+
+    async fn claim_deliveries(
+        &self,
+        sink: &str,
+        now_ms: i64,
+        lease_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<ClaimedDelivery>, StoreError> {
+        let sink = sink.to_string();
+        self.on_writer(move |conn| sqlite_delivery::claim(conn, &sink, now_ms, lease_ms, limit))
+            .await
+    }
+
+    async fn finish_deliveries(&self, results: Vec<DeliveryResult>) -> Result<usize, StoreError> {
+        self.on_writer(move |conn| sqlite_delivery::finish(conn, &results))
+            .await
+    }
+
+    async fn release_deliveries(&self, ids: Vec<String>, now_ms: i64) -> Result<usize, StoreError> {
+        self.on_writer(move |conn| sqlite_delivery::release(conn, &ids, now_ms))
+            .await
+    }
+
+    async fn get_delivery(&self, id: &str) -> Result<Option<DeliveryRecord>, StoreError> {
+        sqlite_delivery::get(&self.reads, id).await
+    }
+
+    async fn dead_deliveries(&self, query: DeadQuery) -> Result<Vec<DeadDelivery>, StoreError> {
+        sqlite_delivery::dead(&self.reads, &query).await
+    }
+
+    async fn delivery_attempts(&self, id: &str) -> Result<Vec<AttemptRecord>, StoreError> {
+        sqlite_delivery::attempts(&self.reads, id).await
+    }
+
+    async fn retry_dead(&self, which: DeadSelector, now_ms: i64) -> Result<u64, StoreError> {
+        match which {
+            DeadSelector::One(id) => {
+                self.on_writer(move |conn| sqlite_delivery::retry_one(conn, &id, now_ms))
+                    .await
+            }
+            DeadSelector::All { sink } => {
+                // One writer job per chunk: ingest batches run in between.
+                let mut total = 0;
+                loop {
+                    let sink = sink.clone();
+                    let done = self
+                        .on_writer(move |conn| {
+                            sqlite_delivery::retry_chunk(conn, sink.as_deref(), now_ms)
+                        })
+                        .await?;
+                    total += done;
+                    if done < BULK_CHUNK as u64 {
+                        return Ok(total);
+                    }
+                }
+            }
+        }
+    }
+
+    async fn request_replay(&self, which: ReplaySelector, now_ms: i64) -> Result<u64, StoreError> {
+        replay_in_chunks(which, |chunk| {
+            self.on_writer(move |conn| sqlite_delivery::replay_chunk(conn, &chunk, now_ms))
+        })
+        .await
     }
 
     async fn close(&self) {

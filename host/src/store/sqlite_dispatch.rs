@@ -5,7 +5,9 @@
 use rusqlite::{params, Connection, TransactionBehavior};
 use sqlx::SqlitePool;
 
-use super::dispatch::{encode_delivery_headers, DeliveryRow, DispatchOutcome, RunRow};
+use super::dispatch::{
+    delivery_columns, encode_delivery_headers, DeliveryRow, DispatchOutcome, RunRow,
+};
 use super::row::{event_columns, EventRow};
 use super::sqlite_writer::sqlite;
 use super::{Backlog, DeliveryRecord, EventId, PluginRunRecord, StoreError, StoredEvent};
@@ -30,8 +32,8 @@ const INSERT_RUN: &str = "INSERT INTO plugin_runs \
 
 const INSERT_DELIVERY: &str = "INSERT INTO deliveries \
     (id, event_id, run_id, seq, sink, payload, headers, subject_suffix, msg_key, \
-     next_attempt_at_ms, created_at_ms) \
-    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10)";
+     next_attempt_at_ms, created_at_ms, source, event_at_ms) \
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10, ?11, ?12)";
 
 /// [`super::Store::claim_due_events`], on the writer's connection.
 pub(super) fn claim(
@@ -140,6 +142,8 @@ pub(super) fn finish(
                         d.subject_suffix,
                         d.key,
                         o.at_ms,
+                        o.source,
+                        o.event_at_ms,
                     ])
                     .map_err(sqlite("insert delivery"))?;
             }
@@ -176,10 +180,11 @@ pub(super) async fn deliveries(
     pool: &SqlitePool,
     event: &EventId,
 ) -> Result<Vec<DeliveryRecord>, StoreError> {
-    let rows: Vec<DeliveryRow> = sqlx::query_as(
-        "SELECT id, run_id, seq, sink, payload, headers, subject_suffix, msg_key, status, attempts \
-         FROM deliveries WHERE event_id = ? ORDER BY created_at_ms, seq",
-    )
+    let rows: Vec<DeliveryRow> = sqlx::query_as(concat!(
+        "SELECT ",
+        delivery_columns!(),
+        " FROM deliveries WHERE event_id = ? ORDER BY created_at_ms, seq"
+    ))
     .bind(event.as_str())
     .fetch_all(pool)
     .await

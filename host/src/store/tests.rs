@@ -181,7 +181,23 @@ suite! {
     "multi_thread" claims_lease_events_and_outcomes_land_with_runs_and_deliveries;
     "multi_thread" a_new_event_is_due_for_a_sweep_only_after_the_grace;
     "multi_thread" concurrent_claimers_never_share_an_event;
+    "multi_thread" deliveries_are_claimed_per_sink_under_a_lease_and_finished_with_history;
+    "multi_thread" dead_letters_are_listed_and_sent_again_with_a_fresh_budget;
+    "multi_thread" released_deliveries_are_due_at_once;
+    "multi_thread" replays_queue_finished_events_for_dispatch_again;
+    "multi_thread" retention_purges_done_deliveries_only;
+    "multi_thread" concurrent_delivery_claimers_never_share_a_delivery;
 }
+
+#[path = "tests_delivery.rs"]
+mod delivery_cases;
+use delivery_cases::{
+    concurrent_delivery_claimers_never_share_a_delivery,
+    dead_letters_are_listed_and_sent_again_with_a_fresh_budget,
+    deliveries_are_claimed_per_sink_under_a_lease_and_finished_with_history,
+    released_deliveries_are_due_at_once, replays_queue_finished_events_for_dispatch_again,
+    retention_purges_done_deliveries_only,
+};
 
 #[path = "tests_dispatch.rs"]
 mod dispatch_cases;
@@ -530,19 +546,29 @@ async fn purged_bodies_keep_their_keys_until_key_retention(db: TestDb) {
     let store = db.open().await;
     let mut old = event("github", "old-delivery");
     old.received_at_ms = 1_000;
+    old.dispatch = false;
     let mut recent = event("github", "recent-delivery");
     recent.received_at_ms = 5_000;
+    recent.dispatch = false;
+    // As old, but still waiting for dispatch: retention leaves it alone.
+    let mut waiting = event("github", "waiting-delivery");
+    waiting.received_at_ms = 1_000;
     let old_id = store.insert_event(old.clone()).await.unwrap().id;
     let recent_id = store.insert_event(recent).await.unwrap().id;
+    let waiting_id = store.insert_event(waiting).await.unwrap().id;
 
     let bodies_only = Cutoffs {
         now_ms: 9_000,
         bodies_before_ms: Some(2_000),
         rows_before_ms: None,
+        deliveries_before_ms: None,
     };
     assert_eq!(
         store.purge(bodies_only).await.unwrap(),
-        Purged { bodies: 1, rows: 0 }
+        Purged {
+            bodies: 1,
+            ..Purged::default()
+        }
     );
     let purged = store.get_event(&old_id).await.unwrap().expect("row kept");
     assert!(purged.body.is_empty() && purged.headers.is_empty());
@@ -568,10 +594,18 @@ async fn purged_bodies_keep_their_keys_until_key_retention(db: TestDb) {
     };
     assert_eq!(
         store.purge(keys_too).await.unwrap(),
-        Purged { bodies: 0, rows: 1 }
+        Purged {
+            rows: 1,
+            ..Purged::default()
+        }
     );
     assert!(store.get_event(&old_id).await.unwrap().is_none());
     assert!(store.get_event(&recent_id).await.unwrap().is_some());
+    let waiting = store.get_event(&waiting_id).await.unwrap().expect("kept");
+    assert!(
+        !waiting.body.is_empty(),
+        "undispatched events keep their body"
+    );
     // Past key retention the same delivery is new again (documented).
     let after = store.insert_event(replay).await.unwrap();
     assert!(!after.duplicate);

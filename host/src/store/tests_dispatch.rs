@@ -41,6 +41,8 @@ fn delivery(seq: u32, sink: &str) -> NewDelivery {
 fn outcome(id: &EventId, outcome: EventOutcome, deliveries: Vec<NewDelivery>) -> DispatchOutcome {
     DispatchOutcome {
         event_id: id.clone(),
+        source: "github".into(),
+        event_at_ms: NOW - DISPATCH_GRACE_MS,
         outcome,
         run: Some(NewPluginRun {
             id: format!("run_{}", ulid::Ulid::new()),
