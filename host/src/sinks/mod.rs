@@ -16,6 +16,9 @@ use bytes::Bytes;
 
 use crate::config::{SinkConfig, SinkKind};
 
+mod file;
+mod http;
+mod standard_webhooks;
 mod template;
 
 pub use template::{render, utc_date};
@@ -92,11 +95,13 @@ pub struct SinkError {
 /// Builds the sink `config` describes.
 pub fn build(config: &SinkConfig) -> Result<Arc<dyn Sink>, SinkError> {
     match &config.kind {
-        SinkKind::Http(_)
-        | SinkKind::File(_)
-        | SinkKind::Nats(_)
-        | SinkKind::Redis(_)
-        | SinkKind::Amqp(_) => Err(SinkError {
+        SinkKind::Http(c) => Ok(Arc::new(http::HttpSink::new(
+            &config.name,
+            c,
+            config.max_concurrency,
+        )?)),
+        SinkKind::File(c) => Ok(Arc::new(file::FileSink::new(&config.name, c)?)),
+        SinkKind::Nats(_) | SinkKind::Redis(_) | SinkKind::Amqp(_) => Err(SinkError {
             sink: config.name.clone(),
             reason: format!("type \"{}\" is not built yet", config.kind.type_name()),
         }),

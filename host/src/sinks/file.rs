@@ -1,0 +1,471 @@
+//! `type = "file"`: appends one JSON line per delivery to the file its path
+//! template names (`{source}`, `{date}` = the event's UTC day), creating
+//! parent directories as needed.
+//!
+//! # Line format
+//!
+//! One JSON object per line, fields in this order:
+//!
+//! | field | value |
+//! | --- | --- |
+//! | `id` | the delivery id (`dlv_…`): **deduplicate on it** |
+//! | `event_id` | the event it came from |
+//! | `source` | the event's source |
+//! | `attempt` | the attempt that wrote the line, from 1 |
+//! | `at` | when the line was written, RFC 3339 UTC with milliseconds (`2026-11-29T08:15:02.123Z`) |
+//! | `headers` | the plugin's headers as `{name: value}` (a repeated name: values joined by `, `) |
+//! | `subject_suffix` | only when the plugin set one |
+//! | `key` | only when the plugin set one |
+//! | `payload` | the payload itself when it is JSON: its exact bytes, except that line breaks (which JSON allows only as whitespace) become spaces |
+//! | `payload_base64` | instead of `payload` when the payload is not JSON: standard base64 |
+//!
+//! # Delivery guarantees
+//!
+//! A batch's lines for one file are written with one `write_all`. A delivery
+//! is done once that write reached the OS (`fsync = "batch"`: a process
+//! crash loses nothing, a power loss can lose about the last second, which a
+//! background task fsyncs once a second) or once it was also fsynced
+//! (`fsync = "always"`). A failed write or fsync retries every delivery of
+//! that file in the batch; the file is truncated back to where the write
+//! began when the OS allows, but a line can still be written twice (a
+//! failed fsync after a good write, a crash before the answer is recorded),
+//! so consumers deduplicate on `id`.
+//!
+//! # Rotation
+//!
+//! With `rotate_bytes`, a non-empty file that a write would take past the
+//! limit is first renamed to `<stem>.<n>.<ext>` (`2026-11-29.jsonl` becomes
+//! `2026-11-29.1.jsonl`, with `n` the first free number from 1), and the
+//! write starts a new file. One write is never split, so a single batch
+//! larger than the limit makes one file larger than the limit.
+
+use std::collections::HashMap;
+use std::fs::{self, File, OpenOptions};
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Once, Weak};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
+use serde::ser::{SerializeMap, Serializer};
+use serde::Serialize;
+use tokio::sync::Mutex;
+
+use super::{render, utc_date, Outbound, SendOutcome, Sink, SinkError};
+use crate::config::{FileSinkConfig, FsyncPolicy};
+
+/// Open files kept; past it every handle is closed (after an fsync where
+/// one is owed). Paths are per source and day, so this many is plenty.
+const MAX_OPEN_FILES: usize = 64;
+/// How often `fsync = "batch"` syncs what was written.
+const SYNC_INTERVAL: Duration = Duration::from_secs(1);
+/// Deliveries per send: big enough that a busy source costs one write a
+/// batch, small enough that one batch's lines stay a few MiB at most.
+const MAX_BATCH: usize = 256;
+
+/// A file sink. Writers are serialised by one async lock over the open
+/// files; the writing itself happens on the blocking pool.
+#[derive(Debug)]
+pub(crate) struct FileSink {
+    /// The path template, checked to be UTF-8 (templates are rendered as text).
+    template: String,
+    fsync: FsyncPolicy,
+    rotate_bytes: Option<u64>,
+    /// An async lock, taken with `lock_owned` so the guard can move into
+    /// `spawn_blocking`: a waiting writer parks a task, not a thread.
+    state: Arc<Mutex<State>>,
+    /// Starts the once-a-second fsync task on the first send (a runtime is
+    /// certain to exist there, not in `new`).
+    syncer: Once,
+}
+
+/// The open files.
+#[derive(Debug)]
+struct State {
+    /// The sink's name, for logs.
+    sink: String,
+    files: HashMap<PathBuf, Open>,
+}
+
+/// One open file.
+#[derive(Debug)]
+struct Open {
+    file: File,
+    /// Its size, to decide rotation without a `stat` per write.
+    len: u64,
+    /// Written since the last fsync.
+    dirty: bool,
+}
+
+impl FileSink {
+    /// Checks the template; files are opened on first use.
+    pub(crate) fn new(name: &str, config: &FileSinkConfig) -> Result<Self, SinkError> {
+        let Some(template) = config.path.to_str() else {
+            return Err(SinkError {
+                sink: name.to_string(),
+                reason: format!("path {} is not valid UTF-8", config.path.display()),
+            });
+        };
+        Ok(Self {
+            template: template.to_string(),
+            fsync: config.fsync,
+            rotate_bytes: config.rotate_bytes,
+            state: Arc::new(Mutex::new(State {
+                sink: name.to_string(),
+                files: HashMap::new(),
+            })),
+            syncer: Once::new(),
+        })
+    }
+
+    /// Spawns the task that fsyncs dirty files once a second. It holds only
+    /// a weak reference, so it ends when the sink is dropped.
+    fn start_syncer(&self) {
+        if self.fsync != FsyncPolicy::Batch {
+            return;
+        }
+        self.syncer.call_once(|| {
+            tokio::spawn(sync_every_second(Arc::downgrade(&self.state)));
+        });
+    }
+}
+
+#[async_trait::async_trait]
+impl Sink for FileSink {
+    fn max_batch(&self) -> usize {
+        MAX_BATCH
+    }
+
+    async fn send(&self, batch: &[Outbound]) -> Vec<SendOutcome> {
+        self.start_syncer();
+        let at = rfc3339_ms(unix_ms_now());
+        // Group lines by target file, in the order files first appear.
+        let mut groups: Vec<Group> = Vec::new();
+        for (index, outbound) in batch.iter().enumerate() {
+            let path = PathBuf::from(render(
+                &self.template,
+                &outbound.source,
+                outbound.event_at_ms,
+            ));
+            let group = match groups.iter().position(|g| g.path == path) {
+                Some(i) => &mut groups[i],
+                None => {
+                    groups.push(Group {
+                        path,
+                        indices: Vec::new(),
+                        bytes: Vec::new(),
+                    });
+                    groups.last_mut().expect("just pushed")
+                }
+            };
+            group.indices.push(index);
+            write_line(&mut group.bytes, outbound, &at);
+        }
+        let guard = Arc::clone(&self.state).lock_owned().await;
+        let (fsync, rotate_bytes) = (self.fsync, self.rotate_bytes);
+        let task = tokio::task::spawn_blocking(move || {
+            let mut state = guard;
+            groups
+                .into_iter()
+                .map(|group| {
+                    let result = state.write(&group.path, &group.bytes, fsync, rotate_bytes);
+                    (group.indices, result)
+                })
+                .collect::<Vec<_>>()
+        });
+        let mut outcomes = vec![SendOutcome::Delivered; batch.len()];
+        match task.await {
+            Ok(results) => {
+                for (indices, result) in results {
+                    if let Err(error) = result {
+                        for i in indices {
+                            outcomes[i] = SendOutcome::Retry {
+                                error: error.clone(),
+                                retry_after: None,
+                            };
+                        }
+                    }
+                }
+            }
+            Err(e) => {
+                let error = format!("file write task failed: {e}");
+                outcomes.fill(SendOutcome::Retry {
+                    error,
+                    retry_after: None,
+                });
+            }
+        }
+        outcomes
+    }
+
+    async fn close(&self) {
+        let guard = Arc::clone(&self.state).lock_owned().await;
+        let _ = tokio::task::spawn_blocking(move || {
+            let mut state = guard;
+            state.sync_dirty();
+            state.files.clear();
+        })
+        .await;
+    }
+}
+
+/// The lines of one batch bound for one file.
+struct Group {
+    path: PathBuf,
+    /// Positions in the batch of the deliveries whose lines these are.
+    indices: Vec<usize>,
+    bytes: Vec<u8>,
+}
+
+impl State {
+    /// Appends `bytes` to `path` (rotating first if due) and, with
+    /// `Always`, fsyncs it. The error names the path and the OS reason.
+    fn write(
+        &mut self,
+        path: &Path,
+        bytes: &[u8],
+        fsync: FsyncPolicy,
+        rotate_bytes: Option<u64>,
+    ) -> Result<(), String> {
+        if let Some(limit) = rotate_bytes {
+            let len = match self.files.get(path) {
+                Some(open) => Some(open.len),
+                None => fs::metadata(path).ok().map(|m| m.len()),
+            };
+            if len.is_some_and(|len| len > 0 && len + bytes.len() as u64 > limit) {
+                self.rotate(path)?;
+            }
+        }
+        let open = self.open(path)?;
+        let start = open.len;
+        if let Err(e) = open.file.write_all(bytes) {
+            // Cut a partial line off so the next append starts a fresh
+            // line; if even that fails, the handle is dropped and the
+            // size re-read on the next open.
+            if open.file.set_len(start).is_err() {
+                self.files.remove(path);
+            }
+            return Err(format!("write to {} failed: {e}", path.display()));
+        }
+        open.len += bytes.len() as u64;
+        open.dirty = true;
+        if fsync == FsyncPolicy::Always {
+            if let Err(e) = open.file.sync_data() {
+                // After a failed fsync the kernel may have dropped the
+                // pages; nothing about this handle can be trusted.
+                self.files.remove(path);
+                return Err(format!("fsync of {} failed: {e}", path.display()));
+            }
+            open.dirty = false;
+        }
+        Ok(())
+    }
+
+    /// The cached handle for `path`, opening (and creating) it if needed.
+    fn open(&mut self, path: &Path) -> Result<&mut Open, String> {
+        if !self.files.contains_key(path) {
+            if self.files.len() >= MAX_OPEN_FILES {
+                // Dropping a handle does not fsync: settle what is owed first.
+                self.sync_dirty();
+                self.files.clear();
+            }
+            if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+                fs::create_dir_all(parent)
+                    .map_err(|e| format!("create directory {} failed: {e}", parent.display()))?;
+            }
+            let file = OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .map_err(|e| format!("open {} failed: {e}", path.display()))?;
+            let len = file
+                .metadata()
+                .map_err(|e| format!("stat of {} failed: {e}", path.display()))?
+                .len();
+            self.files.insert(
+                path.to_path_buf(),
+                Open {
+                    file,
+                    len,
+                    dirty: false,
+                },
+            );
+        }
+        Ok(self.files.get_mut(path).expect("inserted above"))
+    }
+
+    /// Moves `path` aside to the first free `<stem>.<n>.<ext>`.
+    fn rotate(&mut self, path: &Path) -> Result<(), String> {
+        if let Some(open) = self.files.remove(path) {
+            if open.dirty {
+                // Its last second of lines must not escape the fsync policy.
+                open.file
+                    .sync_data()
+                    .map_err(|e| format!("fsync of {} failed: {e}", path.display()))?;
+            }
+        }
+        let stem = path.file_stem().unwrap_or_default().to_string_lossy();
+        let ext = path.extension().map(|e| e.to_string_lossy());
+        for n in 1u32.. {
+            let name = match &ext {
+                Some(ext) => format!("{stem}.{n}.{ext}"),
+                None => format!("{stem}.{n}"),
+            };
+            let target = path.with_file_name(name);
+            if fs::symlink_metadata(&target).is_ok() {
+                continue;
+            }
+            return fs::rename(path, &target).map_err(|e| {
+                format!(
+                    "rotate {} to {} failed: {e}",
+                    path.display(),
+                    target.display()
+                )
+            });
+        }
+        unreachable!("u32 ran out of rotation numbers")
+    }
+
+    /// Fsyncs every file written since its last fsync. A failure is logged
+    /// (the deliveries were already answered) and the handle dropped.
+    fn sync_dirty(&mut self) {
+        let mut failed = Vec::new();
+        for (path, open) in &mut self.files {
+            if !open.dirty {
+                continue;
+            }
+            match open.file.sync_data() {
+                Ok(()) => open.dirty = false,
+                Err(error) => {
+                    tracing::error!(
+                        sink = %self.sink,
+                        path = %path.display(),
+                        %error,
+                        "Fsync failed; lines written in the last second may be lost on power failure."
+                    );
+                    failed.push(path.clone());
+                }
+            }
+        }
+        for path in failed {
+            self.files.remove(&path);
+        }
+    }
+}
+
+/// `fsync = "batch"`: fsyncs dirty files every [`SYNC_INTERVAL`] until the
+/// sink is gone.
+async fn sync_every_second(state: Weak<Mutex<State>>) {
+    let mut tick = tokio::time::interval(SYNC_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let Some(state) = state.upgrade() else {
+            return;
+        };
+        let guard = state.lock_owned().await;
+        let _ = tokio::task::spawn_blocking(move || {
+            let mut state = guard;
+            state.sync_dirty();
+        })
+        .await;
+    }
+}
+
+/// The JSON fields of a line other than the payload, in documented order.
+#[derive(Serialize)]
+struct Line<'a> {
+    id: &'a str,
+    event_id: &'a str,
+    source: &'a str,
+    attempt: u32,
+    at: &'a str,
+    headers: Headers<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    subject_suffix: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    key: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    payload_base64: Option<String>,
+}
+
+/// Headers as a JSON object; a repeated name's values are joined by `, `.
+struct Headers<'a>(&'a [(String, String)]);
+
+impl Serialize for Headers<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut merged: Vec<(&str, String)> = Vec::new();
+        for (name, value) in self.0 {
+            match merged.iter_mut().find(|(n, _)| *n == name.as_str()) {
+                Some((_, joined)) => {
+                    joined.push_str(", ");
+                    joined.push_str(value);
+                }
+                None => merged.push((name, value.clone())),
+            }
+        }
+        let mut map = serializer.serialize_map(Some(merged.len()))?;
+        for (name, value) in &merged {
+            map.serialize_entry(name, value)?;
+        }
+        map.end()
+    }
+}
+
+/// Appends `outbound`'s line (newline included) to `out`.
+fn write_line(out: &mut Vec<u8>, outbound: &Outbound, at: &str) {
+    // A payload that is JSON is spliced in as is rather than re-serialised
+    // from a parsed value, which would round big numbers through f64.
+    let is_json = serde_json::from_slice::<serde::de::IgnoredAny>(&outbound.payload).is_ok();
+    let line = Line {
+        id: &outbound.id,
+        event_id: &outbound.event_id,
+        source: &outbound.source,
+        attempt: outbound.attempt,
+        at,
+        headers: Headers(&outbound.headers),
+        subject_suffix: outbound.subject_suffix.as_deref(),
+        key: outbound.key.as_deref(),
+        payload_base64: (!is_json).then(|| STANDARD.encode(&outbound.payload)),
+    };
+    let start = out.len();
+    serde_json::to_writer(&mut *out, &line).expect("a line of strings and numbers serialises");
+    if is_json {
+        // Reopen the object: `…}` becomes `…,"payload":<bytes>}`.
+        debug_assert_eq!(out.last(), Some(&b'}'));
+        out.pop();
+        out.extend_from_slice(b",\"payload\":");
+        // Raw CR and LF can only be whitespace in valid JSON (strings must
+        // escape them), so spaces keep the value and the one-line format.
+        out.extend(outbound.payload.iter().map(|&b| match b {
+            b'\n' | b'\r' => b' ',
+            b => b,
+        }));
+        out.push(b'}');
+    }
+    debug_assert!(!out[start..].contains(&b'\n'));
+    out.push(b'\n');
+}
+
+fn unix_ms_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// `ms` (unix milliseconds) as RFC 3339 UTC with milliseconds.
+fn rfc3339_ms(ms: i64) -> String {
+    let in_day = ms.rem_euclid(86_400_000);
+    let (h, m, s, milli) = (
+        in_day / 3_600_000,
+        in_day / 60_000 % 60,
+        in_day / 1000 % 60,
+        in_day % 1000,
+    );
+    format!("{}T{h:02}:{m:02}:{s:02}.{milli:03}Z", utc_date(ms))
+}
+
+#[cfg(test)]
+#[path = "tests_file.rs"]
+mod tests;
