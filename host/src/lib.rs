@@ -23,6 +23,7 @@
 
 pub mod app;
 pub mod cidr;
+mod civil;
 pub mod cli;
 mod cli_ops;
 mod cli_time;

@@ -13,18 +13,7 @@ pub fn render(template: &str, source: &str, at_ms: i64) -> String {
 
 /// The UTC calendar day of `at_ms` (unix milliseconds) as `YYYY-MM-DD`.
 pub fn utc_date(at_ms: i64) -> String {
-    // Days since 1970-01-01 to a civil date (Howard Hinnant's algorithm):
-    // no time-zone database needed for UTC.
-    let days = at_ms.div_euclid(86_400_000);
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
+    let (year, month, day) = crate::civil::civil_from_days(at_ms.div_euclid(86_400_000));
     format!("{year:04}-{month:02}-{day:02}")
 }
 

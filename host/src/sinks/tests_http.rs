@@ -15,10 +15,8 @@ use sha2::Sha256;
 
 use reqwest::Url;
 
-use super::{
-    days_from_civil, one_line, parse_http_date, parse_retry_after, shown_url, HttpSink,
-    MAX_RETRY_AFTER,
-};
+use super::{one_line, parse_http_date, parse_retry_after, shown_url, HttpSink, MAX_RETRY_AFTER};
+use crate::civil::days_from_civil;
 use crate::config::{HttpSinkConfig, RetryPolicy, SinkConfig, SinkKind};
 use crate::secret::Secret;
 use crate::sinks::{build, utc_date, Outbound, SendOutcome, Sink};
