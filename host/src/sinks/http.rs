@@ -15,6 +15,10 @@
 //! configured). Connection errors and timeouts are retried. Error texts name
 //! the URL without userinfo or query (either can hold a token) and never
 //! carry a configured header value or the signing secret.
+//!
+//! A batch is sent as concurrent requests, one per delivery, and answered
+//! when its slowest request ends (at most the timeout), so `max_batch` is
+//! the sink's `max_concurrency`.
 
 use std::error::Error as _;
 use std::fmt;
@@ -34,8 +38,8 @@ const BODY_SNIPPET: usize = 200;
 /// Most of a response body read to let the connection be reused; past it
 /// the connection is dropped instead.
 const DRAIN_LIMIT: usize = 64 * 1024;
-/// The longest `Retry-After` honoured: a receiver asking for more is most
-/// likely wrong, and the retry policy's own backoff takes over from there.
+/// The longest wait a `Retry-After` can ask for; longer asks are cut to it,
+/// so a receiver's typo cannot park a delivery for months.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(24 * 60 * 60);
 
 /// Plugin headers never forwarded: hop-by-hop ones (they describe the
@@ -262,13 +266,15 @@ impl HttpSink {
 
     /// A short text for a failed request: what failed and the OS reason.
     fn describe(&self, e: &reqwest::Error) -> String {
-        if e.is_timeout() {
-            return format!("timed out after {} ms", self.timeout.as_millis());
-        }
+        // Connect first: a connect timeout is also a timeout, but naming
+        // the host says more than the request timeout would.
         if e.is_connect() {
             let host = self.url.host_str().unwrap_or("?");
             let port = self.url.port_or_known_default().unwrap_or(0);
             return format!("connect to {host}:{port} failed: {}", cause(e));
+        }
+        if e.is_timeout() {
+            return format!("timed out after {} ms", self.timeout.as_millis());
         }
         format!("request to {} failed: {}", self.shown_url, cause(e))
     }
