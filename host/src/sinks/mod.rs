@@ -16,8 +16,16 @@ use bytes::Bytes;
 
 use crate::config::{SinkConfig, SinkKind};
 
+mod amqp;
+mod nats;
+mod redis;
 mod template;
+#[cfg(test)]
+mod tests_queues;
 
+pub use self::redis::RedisSink;
+pub use amqp::AmqpSink;
+pub use nats::NatsSink;
 pub use template::{render, utc_date};
 
 /// One delivery as a sink sends it.
@@ -92,11 +100,10 @@ pub struct SinkError {
 /// Builds the sink `config` describes.
 pub fn build(config: &SinkConfig) -> Result<Arc<dyn Sink>, SinkError> {
     match &config.kind {
-        SinkKind::Http(_)
-        | SinkKind::File(_)
-        | SinkKind::Nats(_)
-        | SinkKind::Redis(_)
-        | SinkKind::Amqp(_) => Err(SinkError {
+        SinkKind::Nats(nats) => Ok(Arc::new(NatsSink::new(&config.name, nats)?)),
+        SinkKind::Redis(redis) => Ok(Arc::new(RedisSink::new(&config.name, redis)?)),
+        SinkKind::Amqp(amqp) => Ok(Arc::new(AmqpSink::new(&config.name, amqp)?)),
+        SinkKind::Http(_) | SinkKind::File(_) => Err(SinkError {
             sink: config.name.clone(),
             reason: format!("type \"{}\" is not built yet", config.kind.type_name()),
         }),
