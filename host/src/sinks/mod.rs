@@ -16,11 +16,19 @@ use bytes::Bytes;
 
 use crate::config::{SinkConfig, SinkKind};
 
+mod amqp;
 mod file;
 mod http;
+mod nats;
+mod redis;
 mod standard_webhooks;
 mod template;
+#[cfg(test)]
+mod tests_queues;
 
+pub use self::redis::RedisSink;
+pub use amqp::AmqpSink;
+pub use nats::NatsSink;
 pub use template::{render, utc_date};
 
 /// One delivery as a sink sends it.
@@ -101,9 +109,8 @@ pub fn build(config: &SinkConfig) -> Result<Arc<dyn Sink>, SinkError> {
             config.max_concurrency,
         )?)),
         SinkKind::File(c) => Ok(Arc::new(file::FileSink::new(&config.name, c)?)),
-        SinkKind::Nats(_) | SinkKind::Redis(_) | SinkKind::Amqp(_) => Err(SinkError {
-            sink: config.name.clone(),
-            reason: format!("type \"{}\" is not built yet", config.kind.type_name()),
-        }),
+        SinkKind::Nats(nats) => Ok(Arc::new(NatsSink::new(&config.name, nats)?)),
+        SinkKind::Redis(redis) => Ok(Arc::new(RedisSink::new(&config.name, redis)?)),
+        SinkKind::Amqp(amqp) => Ok(Arc::new(AmqpSink::new(&config.name, amqp)?)),
     }
 }
