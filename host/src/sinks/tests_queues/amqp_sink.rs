@@ -211,3 +211,42 @@ async fn amqp_bad_credentials_and_wrong_port_never_show_the_password() {
         assert!(!error.contains("s3cret-pw"), "{error}");
     }
 }
+
+#[tokio::test]
+async fn amqp_channel_error_drops_the_connection_and_the_next_send_reconnects() {
+    let Some((connection, channel)) = admin().await else {
+        return;
+    };
+    let name = format!("test-{}", unique());
+    topology(&channel, &name).await;
+    let sink = sink(URL, &name, "{source}");
+    let first = sink.send(&[outbound("github", "{}", None)]).await;
+    // The exchange vanishes under a live connection: the broker closes
+    // the publishing channel (404) at the next publish.
+    channel
+        .exchange_delete(name.as_str().into(), ExchangeDeleteOptions::default())
+        .await
+        .expect("delete exchange");
+    let broken = sink
+        .send(&[
+            outbound("github", "{}", None),
+            outbound("github", "{}", None),
+        ])
+        .await;
+    let missing = sink.send(&[outbound("github", "{}", None)]).await;
+    topology(&channel, &name).await;
+    let healed = sink.send(&[outbound("github", "{}", None)]).await;
+    sink.close().await;
+    remove_topology(&channel, &name).await;
+    let _ = connection.close(200, "done".into()).await;
+    assert_eq!(first, vec![SendOutcome::Delivered]);
+    assert_eq!(broken.len(), 2);
+    for outcome in &broken {
+        retry_error(outcome);
+    }
+    assert!(
+        retry_error(&missing[0]).contains("does not exist"),
+        "{missing:?}"
+    );
+    assert_eq!(healed, vec![SendOutcome::Delivered]);
+}

@@ -56,3 +56,40 @@ fn retry_error(outcome: &SendOutcome) -> &str {
         other => panic!("expected Retry, got {other:?}"),
     }
 }
+
+#[test]
+fn build_makes_the_queue_sinks_without_connecting_or_showing_passwords() {
+    use crate::config::{
+        AmqpSinkConfig, NatsSinkConfig, RedisSinkConfig, RetryPolicy, SinkConfig, SinkKind,
+    };
+    let kinds = [
+        SinkKind::Nats(NatsSinkConfig {
+            url: "nats://u:s3cret-pw@127.0.0.1:1".into(),
+            subject: "hookyard.{source}".into(),
+        }),
+        SinkKind::Redis(RedisSinkConfig {
+            url: "redis://u:s3cret-pw@127.0.0.1:1/0".into(),
+            stream: "hookyard:{source}".into(),
+        }),
+        SinkKind::Amqp(AmqpSinkConfig {
+            url: "amqp://u:s3cret-pw@127.0.0.1:1/%2f".into(),
+            exchange: "hookyard".into(),
+            routing_key: "{source}".into(),
+        }),
+    ];
+    for kind in kinds {
+        let config = SinkConfig {
+            name: "q".into(),
+            kind,
+            max_concurrency: 1,
+            rate_per_s: None,
+            retry: RetryPolicy::default(),
+        };
+        // Nothing listens on port 1: building must not try.
+        let sink = super::build(&config).expect("built");
+        assert!(sink.max_batch() > 1);
+        let shown = format!("{sink:?}");
+        assert!(shown.contains("u:***@127.0.0.1:1"), "{shown}");
+        assert!(!shown.contains("s3cret-pw"), "{shown}");
+    }
+}
