@@ -8,6 +8,11 @@
 //! warning, not an error: the router itself builds and runs without the
 //! examples, and says which plugin file it cannot read at start.
 //! `HOOKYARD_SKIP_PLUGIN_BUILD=1` skips it (packagers, offline builds).
+//!
+//! rust-toolchain.toml names the `wasm32-wasip2` target, but rustup adds a
+//! toolchain's targets only when it installs the toolchain itself; on a
+//! machine whose toolchain was there first (or with automatic installs
+//! off) the target is missing, so this adds it (`rustup target add`) once.
 
 use std::path::Path;
 use std::process::Command;
@@ -24,6 +29,7 @@ fn main() {
         return;
     }
     watch_plugin_sources(plugins);
+    ensure_wasm_target();
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut build = Command::new(cargo);
     build
@@ -53,6 +59,34 @@ fn main() {
         Err(error) => {
             println!("cargo:warning=could not run cargo for plugins/: {error}");
         }
+    }
+}
+
+/// Adds the `wasm32-wasip2` target when the toolchain lacks it.
+fn ensure_wasm_target() {
+    let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
+    let libdir = Command::new(rustc)
+        .args(["--print", "target-libdir", "--target", "wasm32-wasip2"])
+        .output()
+        .ok()
+        .filter(|out| out.status.success())
+        .map(|out| String::from_utf8_lossy(&out.stdout).trim().to_string());
+    if libdir.is_some_and(|dir| Path::new(&dir).exists()) {
+        return;
+    }
+    println!(
+        "cargo:warning=adding the wasm32-wasip2 target (named by rust-toolchain.toml) with rustup"
+    );
+    match Command::new("rustup")
+        .args(["target", "add", "wasm32-wasip2"])
+        .output()
+    {
+        Ok(out) if out.status.success() => {}
+        Ok(out) => println!(
+            "cargo:warning=rustup target add wasm32-wasip2 failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ),
+        Err(error) => println!("cargo:warning=could not run rustup: {error}"),
     }
 }
 
