@@ -147,7 +147,7 @@ lease_s = 600
 [sinks.slow]
 type = "http"
 url = "http://127.0.0.1:{port}/hook"
-timeout_ms = 20000
+timeout_ms = 60000
 max_concurrency = 4
 [sources.raw]
 verify = "none"
@@ -158,7 +158,7 @@ sinks = ["slow"]
     let slow = Receiver::start_on(
         port,
         Script {
-            delay: Duration::from_secs(5),
+            delay: Duration::from_secs(20),
             ..Script::default()
         },
     )
@@ -192,12 +192,18 @@ sinks = ["slow"]
     let store = open_store(&sqlite_url(tmp.path())).await;
     let backlog = store.backlog().await.unwrap();
     assert_eq!(backlog.pending_deliveries, 8, "none was answered in time");
-    // Released, not leased for lease_s = 600: due at once.
+    // Released, not leased for lease_s = 600: due at once, the four that
+    // were in flight included.
     let due = store
         .claim_deliveries("slow", hookyard::deliver::now_ms(), 1, 100)
         .await
         .unwrap();
     assert_eq!(due.len(), 8, "every delivery is due, none left claimed");
+    assert_eq!(
+        due.iter().filter(|d| d.attempts == 0).count(),
+        8,
+        "a send cut short is not counted as an attempt"
+    );
     let fast = Receiver::start_on(port, Script::default()).await;
     let router = Router::start(tmp.path(), &text, &[]);
     deliveries_settled(&store, Duration::from_secs(30)).await;
