@@ -23,6 +23,11 @@ fn err(text: &str) -> String {
     out
 }
 
+/// The validated config of `text`.
+fn ok(text: &str) -> super::Config {
+    parse(Path::new("conf/router.toml"), text, &no_env).expect("valid")
+}
+
 const SINKS: &str = r#"
 [sinks.archive]
 type = "file"
@@ -157,4 +162,103 @@ fn sinks_and_limits_refuse_what_they_would_ignore_or_cannot_honour() {
         "{typo}"
     );
     assert!(err("[plugins.P]\nwasm = \"p.wasm\"\n").contains("key `plugins.P`"));
+}
+
+#[test]
+fn sink_settings_are_typed_and_bad_ones_name_their_key_without_echoing_secrets() {
+    let config = ok(r#"
+[sinks.ops]
+type = "http"
+url = "https://ops.example/hook"
+method = "PUT"
+headers = { Authorization = "Bearer s3cr3t-token" }
+timeout_ms = 2500
+sign_secret = "whsec_aG9va3lhcmQtdGVzdC1zaWduaW5nLWtleQ=="
+max_concurrency = 4
+rate_per_s = 2.5
+retry = { attempts = 3, base_ms = 200 }
+[sinks.archive]
+type = "file"
+path = "archive/{source}/{date}.jsonl"
+fsync = "batch"
+rotate_bytes = 1048576
+"#);
+    let ops = &config.sinks["ops"];
+    let SinkKind::Http(http) = &ops.kind else {
+        panic!("http sink")
+    };
+    assert_eq!(
+        (http.method.as_str(), http.timeout.as_millis()),
+        ("PUT", 2500)
+    );
+    assert_eq!((ops.max_concurrency, ops.rate_per_s), (4, Some(2.5)));
+    assert_eq!(
+        (
+            ops.retry.attempts,
+            ops.retry.base.as_millis(),
+            ops.retry.cap.as_millis()
+        ),
+        (3, 200, 900_000),
+        "unset keys keep their defaults"
+    );
+    assert!(
+        !format!("{ops:?}").contains("s3cr3t"),
+        "Debug hides header values"
+    );
+    let SinkKind::File(file) = &config.sinks["archive"].kind else {
+        panic!("file sink")
+    };
+    assert_eq!(
+        file.path,
+        Path::new("conf/archive/{source}/{date}.jsonl"),
+        "relative to router.toml"
+    );
+    assert_eq!(config.sinks["archive"].max_concurrency, 512);
+
+    for (text, expected) in [
+        (
+            "type = \"http\"\nurl = \"ftp://h/\"",
+            "key `sinks.x.url`: expected a URL starting with http:// or https://",
+        ),
+        (
+            "type = \"http\"\nurl = \"http://h/\"\nsign_secret = \"not-a-secret-format\"",
+            "key `sinks.x.sign_secret`: expected a Standard Webhooks secret",
+        ),
+        (
+            "type = \"http\"\nurl = \"http://h/\"\nmethod = \"GET\"",
+            "key `sinks.x.method`: expected \"POST\", \"PUT\" or \"PATCH\"",
+        ),
+        (
+            "type = \"file\"\npath = \"a.jsonl\"\nfsync = \"never\"",
+            "key `sinks.x.fsync`: expected \"always\" or \"batch\"",
+        ),
+        (
+            "type = \"file\"\npath = \"a.jsonl\"\nrate_per_s = 0",
+            "key `sinks.x.rate_per_s`: expected a positive number",
+        ),
+        (
+            "type = \"file\"\npath = \"a.jsonl\"\nretry = { attempts = 0 }",
+            "key `sinks.x.retry.attempts`: expected a number from 1 to 1000",
+        ),
+        (
+            "type = \"file\"\npath = \"a.jsonl\"\nretry = { base_ms = 5000, cap_ms = 10 }",
+            "key `sinks.x.retry.cap_ms`: expected a number of milliseconds from base_ms (5000)",
+        ),
+        (
+            "type = \"file\"\npath = \"a.jsonl\"\nmethod = \"PUT\"",
+            "key `sinks.x.method`: expected no such key for a sink of type \"file\"",
+        ),
+    ] {
+        let message = err(&format!("[sinks.x]\n{text}\n"));
+        assert!(message.contains(expected), "{text}: {message}");
+    }
+    let secret =
+        err("[sinks.x]\ntype = \"http\"\nurl = \"http://h/\"\nsign_secret = \"whsec_tooshort\"\n");
+    assert!(!secret.contains("tooshort"), "{secret}");
+    let header = err("[sinks.x]\ntype = \"http\"\nurl = \"http://h/\"\nheaders = { X-Token = \"bad\\nvalue\" }\n");
+    assert!(
+        header.contains("sinks.x.headers.X-Token") && !header.contains("bad"),
+        "{header}"
+    );
+    assert!(err("[delivery]\nlease_s = 0\n").contains("key `delivery.lease_s`"));
 }
