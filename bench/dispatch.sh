@@ -1,23 +1,30 @@
 #!/usr/bin/env bash
-# End-to-end dispatch benchmark (bench/README.md, "Dispatch benchmark"):
-# receive -> github-router plugin -> pending delivery, sustained for
-# DURATION seconds at the highest offered rate at which the backlog of
-# undispatched events stays flat, next to the ingest-only rate (no plugin,
-# no dispatch) measured in the same run, interleaved.
+# End-to-end benchmarks (bench/README.md, "Dispatch benchmark" and
+# "Delivery benchmark"): signed requests in -> github-router plugin -> file
+# sink, sustained for DURATION seconds at the highest offered rate at which
+# the backlog stays flat, next to the ingest-only rate (no plugin, no
+# dispatch) measured in the same run, interleaved. STAGE says where the
+# backlog is counted:
+#   STAGE=dispatched (default, issue #4): undispatched events; the router
+#     delivers too (it always does now), but the figure is the dispatch rate.
+#   STAGE=delivered (issue #5): undispatched events + pending deliveries,
+#     i.e. everything not yet written to the archive file (fsync = FSYNC).
 #
 # Each step, on fresh routers and databases (the release build, SQLite,
 # default durability):
 #   1. ingest-only: `load` closed loop, CONNS connections, INGEST_DURATION s,
 #      on a source with no plugin and no sinks (stored only);
-#   2. dispatch: `load` open loop at RATE req/s for DURATION s on a source
-#      routed through plugins/github-router to a file sink. Deliveries stay
-#      `pending` (the delivery workers are issue #5), so what is produced
-#      here is the deliveries. Every SAMPLE s the script counts undispatched
-#      events (status 'received') and deliveries with the sqlite3 CLI,
-#      read-only on the WAL database;
-#   3. settle: wait (<= SETTLE_MAX s) for no event to be left undispatched,
-#      then check that every event the router accepted (2xx, new) is
-#      `processed` with exactly one delivery and one plugin run.
+#   2. the run: `load` open loop at RATE req/s for DURATION s on a source
+#      routed through plugins/github-router to a file sink. Every SAMPLE s
+#      the script counts undispatched events (status 'received'), pending
+#      and done deliveries with the sqlite3 CLI, read-only on the WAL
+#      database;
+#   3. settle: wait (<= SETTLE_MAX s) for the backlog to be empty, then
+#      check that every event the router accepted (2xx, new) is `processed`
+#      with exactly one delivery to `archive` (pending or done; done when
+#      STAGE=delivered) and one plugin run; when STAGE=delivered, also that
+#      the archive files hold exactly one line per delivery id, and the
+#      same ids as the database.
 # A rate is "flat" when the load was taken on time with no error (every
 # request answered 2xx as a new event, the last answer within 1 s of the
 # end), and over the second half of the run the backlog stayed under 1 s
@@ -26,19 +33,23 @@
 # RATES if given, else a bisection between 0 and the ingest-only rate,
 # starting at half of it, at most MAX_RUNS steps.
 #
-# Environment: DURATION (60), INGEST_DURATION (10), CONNS (64), SAMPLE (5),
+# Environment: STAGE (dispatched), FSYNC (always: the file sink's default;
+# or batch), DURATION (60), INGEST_DURATION (10), CONNS (64), SAMPLE (5),
 # MAX_RUNS (7), RATES (e.g. "2000 3000": no search), START_RATE (half the
 # first ingest-only rate), MIN_STEP (3: stop the search when the bracket
 # is within this % of its low end), FLAT_GROWTH (0.25), SETTLE_MAX (180),
 # WARM_INSTANCES (0: a fresh instance per event, the default config),
 # SKIP_BUILD (0), BENCH_SECRET (bench-github-secret), QUIET_MAX (15) and
-# QUIET_WAIT (120) as in ingest.sh. A smoke test:
+# QUIET_WAIT (120) as in ingest.sh. Smoke tests:
 #   DURATION=10 INGEST_DURATION=3 MAX_RUNS=2 bench/dispatch.sh
+#   STAGE=delivered DURATION=10 INGEST_DURATION=3 MAX_RUNS=2 bench/dispatch.sh
 # Needs sqlite3. Only 127.0.0.1 is contacted; every load is bounded by its
 # duration (and a per-request timeout).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
+STAGE=${STAGE:-dispatched}
+FSYNC=${FSYNC:-always}
 DURATION=${DURATION:-60}
 INGEST_DURATION=${INGEST_DURATION:-10}
 CONNS=${CONNS:-64}
@@ -61,6 +72,10 @@ LOAD="$TARGET/release/load"
 PLUGIN="$ROOT/plugins/target/wasm32-wasip2/release/github_router.wasm"
 
 die() { echo "dispatch.sh: $*" >&2; exit 1; }
+# shellcheck source=bench/lib.sh
+source "$ROOT/bench/lib.sh"
+[[ $STAGE == dispatched || $STAGE == delivered ]] || die "STAGE must be dispatched or delivered"
+[[ $FSYNC == always || $FSYNC == batch ]] || die "FSYNC must be always or batch"
 command -v sqlite3 >/dev/null || die "sqlite3 not found (apt-get install sqlite3)"
 
 if [[ $SKIP_BUILD != 1 ]]; then
@@ -80,7 +95,7 @@ cleanup() {
   rm -rf "$WORK"
 }
 
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/hookyard-dispatch.XXXXXX")
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/hookyard-$STAGE.XXXXXX")
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 # Private copies: a rebuild during the run must not mix two versions.
@@ -97,7 +112,8 @@ ROWS="$WORK/rows.tsv"
 THREADS="$WORK/threads.txt"
 : >"$THREADS"
 
-# config NAME: both sources; the database is NAME.db.
+# config NAME: both sources; the database is NAME.db, the archive files
+# under NAME-archive/.
 config() {
   cat >"$WORK/$1.toml" <<EOF
 [server]
@@ -111,7 +127,8 @@ cache_dir = "$WORK/plugin-cache"
 
 [sinks.archive]
 type = "file"
-path = "$WORK/archive/{source}/{date}.jsonl"
+path = "$WORK/$1-archive/{source}/{date}.jsonl"
+fsync = "$FSYNC"
 
 [plugins.github-router]
 wasm = "$WORK/bin/github_router.wasm"
@@ -130,89 +147,6 @@ plugin = "github-router"
 verify = "github"
 secrets = ["$BENCH_SECRET"]
 EOF
-}
-
-# start NAME: runs the router on NAME.toml, waits (<= 60 s: it compiles the
-# plugin on the first start) for its address; sets PID and ADDR.
-start() {
-  local name=$1
-  : >"$WORK/$name.out"
-  "$HOOKYARD" serve --config "$WORK/$name.toml" >"$WORK/$name.out" 2>"$WORK/$name.log" &
-  PID=$!
-  PIDS+=("$PID")
-  local i
-  for i in $(seq 600); do
-    ADDR=$(sed -n 's|.*listening on http://\([0-9.:]*\).*|\1|p' "$WORK/$name.out" | head -1)
-    [[ -n $ADDR ]] && return 0
-    if ! kill -0 "$PID" 2>/dev/null; then
-      tail -20 "$WORK/$name.log" >&2
-      die "$name exited before listening"
-    fi
-    sleep 0.1
-  done
-  tail -20 "$WORK/$name.log" >&2
-  die "$name did not print its address within 60 s"
-}
-
-stop() {
-  local pid=$1 kept=() p
-  kill -TERM "$pid" 2>/dev/null || true
-  wait "$pid" 2>/dev/null || true
-  for p in "${PIDS[@]}"; do [[ $p == "$pid" ]] || kept+=("$p"); done
-  PIDS=("${kept[@]}")
-}
-
-# q DB SQL: one read-only query (the router holds the WAL open; a reader
-# never blocks its writer).
-q() { sqlite3 -readonly -cmd ".timeout 5000" "$1" "$2"; }
-
-field() { sed -n "s/.*\"$2\":\"\\{0,1\\}\\([^,\"}]*\\).*/\\1/p" <<<"$1"; }
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-busy_ticks() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8 + $9}' /proc/stat; }
-hwm_kib() { awk '/^VmHWM:/ {print $2}' "/proc/$1/status"; }
-
-# threads PID: "name ticks" per thread. Linux cuts names to 15 characters,
-# so the three SQLite threads all read "hookyard-sqlite"; they are started
-# fsync, checkpoint, writer (store/sqlite_writer.rs), so by thread id order.
-threads() {
-  local t name n=0
-  for t in $(ls /proc/"$1"/task | sort -n); do
-    name=$(cat "/proc/$1/task/$t/comm" 2>/dev/null) || continue
-    if [[ $name == hookyard-sqlite ]]; then
-      n=$((n + 1))
-      case $n in 1) name=sqlite-fsync ;; 2) name=sqlite-checkpoint ;; *) name=sqlite-writer ;; esac
-    fi
-    # Numbered threads (tokio workers, dispatch workers, sqlx) as one group.
-    name=$(sed 's/[-_]*[0-9]*$//' <<<"$name")
-    echo "$name $(sed 's/.*) //' "/proc/$1/task/$t/stat" | awk '{print $12 + $13}')"
-  done | awk '{t[$1] += $2} END {for (n in t) print n, t[n]}' | sort
-}
-
-# wait_quiet: as in ingest.sh, wait (<= QUIET_WAIT s) for the machine to be
-# under QUIET_MAX % busy: it is shared with other builds.
-wait_quiet() {
-  local waited=0 b0 b1 pct
-  while :; do
-    b0=$(busy_ticks); sleep 1; b1=$(busy_ticks)
-    pct=$(( (b1 - b0) * 100 / $(getconf CLK_TCK) / $(nproc) ))
-    (( pct < QUIET_MAX )) && break
-    if (( waited >= QUIET_WAIT )); then
-      echo "  (machine still ${pct}% busy after ${waited} s; measuring anyway)"
-      break
-    fi
-    (( waited == 0 )) && echo "  (machine ${pct}% busy with other work; waiting up to ${QUIET_WAIT} s)"
-    waited=$((waited + 1))
-  done
-}
-
-# load OUT URL args...: one bounded load run; prints its LOAD json.
-load() {
-  local out=$1; shift
-  "$LOAD" "$@" secret="$BENCH_SECRET" >"$out" 2>&1 || { cat "$out" >&2; die "load failed"; }
-  local json
-  json=$(sed -n 's/^LOAD //p' "$out")
-  [[ -n $json ]] || { cat "$out" >&2; die "no LOAD line"; }
-  echo "$json"
 }
 
 # ingest_only STEP: the closed-loop rate of the stored-only source on a
@@ -235,10 +169,62 @@ ingest_only() {
   rm -f "$WORK/$name".db*
 }
 
-# dispatch_run STEP RATE: the open-loop run; sets FLAT (1 or 0) and appends
-# a row, the samples and the per-thread CPU.
-dispatch_run() {
-  local step=$1 rate=$2 name="dispatch-$1"
+# counts DB: "received|pending|finished" — events not yet dispatched,
+# deliveries not yet written (claimed ones included: a claim keeps them
+# pending), deliveries done or dead. Each count is on an index (finished is
+# all deliveries minus pending), so a sample does not scan the payloads.
+counts() {
+  q "$1" "SELECT (SELECT COUNT(*) FROM events WHERE status = 'received'),
+    (SELECT COUNT(*) FROM deliveries WHERE status = 'pending'),
+    (SELECT COUNT(*) FROM deliveries) - (SELECT COUNT(*) FROM deliveries WHERE status = 'pending')"
+}
+
+# backlog "received|pending|finished": what STAGE counts as not yet done.
+backlog() {
+  local received pending
+  IFS='|' read -r received pending _ <<<"$1"
+  if [[ $STAGE == delivered ]]; then echo $((received + pending)); else echo "$received"; fi
+}
+
+# verify NAME ACCEPTED: once settled, every accepted event is `processed`
+# with one plugin run and one delivery to archive (done when delivered,
+# else pending or done); when delivered, the archive holds one line per
+# delivery id and the same ids as the database. Prints "ok" or what differs.
+verify() {
+  local name=$1 ok=$2 db="$WORK/$1.db" statuses="'pending', 'done'"
+  [[ $STAGE == delivered ]] && statuses="'done'"
+  local events processed deliveries odd runs
+  IFS='|' read -r events processed deliveries odd runs <<<"$(q "$db" "SELECT
+      (SELECT COUNT(*) FROM events WHERE source = 'routed'),
+      (SELECT COUNT(*) FROM events WHERE source = 'routed' AND status = 'processed'),
+      (SELECT COUNT(*) FROM deliveries d JOIN events e ON e.id = d.event_id
+         WHERE e.source = 'routed' AND d.status IN ($statuses) AND d.sink = 'archive'),
+      (SELECT COUNT(*) FROM events e WHERE e.source = 'routed'
+         AND (SELECT COUNT(*) FROM deliveries d WHERE d.event_id = e.id) != 1),
+      (SELECT COUNT(*) FROM plugin_runs)")"
+  local bad=""
+  [[ $events == "$ok" && $processed == "$ok" && $deliveries == "$ok" && $odd == 0 && $runs == "$ok" ]] \
+    || bad="accepted $ok, events $events, processed $processed, archive deliveries ${statuses//\'/} $deliveries, events without exactly one delivery $odd, plugin runs $runs; "
+  if [[ $STAGE == delivered ]]; then
+    # Lines are `{"id":"dlv_...",...}`: the 4th '"'-separated field is the id.
+    local lines uniq differ
+    find "$WORK/$name-archive" -name '*.jsonl' -exec cat {} + | cut -d'"' -f4 >"$WORK/$name.ids"
+    lines=$(wc -l <"$WORK/$name.ids")
+    LC_ALL=C sort -u -o "$WORK/$name.ids" "$WORK/$name.ids"
+    uniq=$(wc -l <"$WORK/$name.ids")
+    q "$db" "SELECT id FROM deliveries WHERE sink = 'archive'" | LC_ALL=C sort >"$WORK/$name.dbids"
+    differ=$(LC_ALL=C comm -3 "$WORK/$name.ids" "$WORK/$name.dbids" | wc -l)
+    [[ $lines == "$ok" && $uniq == "$ok" && $differ == 0 ]] \
+      || bad+="archive lines $lines, distinct ids $uniq, ids not in both archive and database $differ; "
+    rm -f "$WORK/$name.ids" "$WORK/$name.dbids"
+  fi
+  [[ -z $bad ]] && echo ok || echo "MISMATCH: ${bad%; }"
+}
+
+# run_at STEP RATE: the open-loop run; sets FLAT (1 or 0) and appends a
+# row, the samples and the per-thread CPU.
+run_at() {
+  local step=$1 rate=$2 name="$STAGE-$1"
   local db="$WORK/$name.db"
   config "$name"
   start "$name"
@@ -247,34 +233,39 @@ dispatch_run() {
   load "$WORK/$name-warm.txt" "http://$addr/webhooks/stored" mode=closed conns=16 duration=2 >/dev/null
   wait_quiet
   local t0 b0 c0 samples="" json
-  threads "$pid" >"$WORK/$name.threads0"
+  tasks "$pid" >"$WORK/$name.threads0"
   c0=$(cpu_ticks "$pid"); b0=$(busy_ticks); t0=$(date +%s.%N)
   "$LOAD" "http://$addr/webhooks/routed" mode=open rate="$rate" conns="$CONNS" duration="$DURATION" \
     secret="$BENCH_SECRET" >"$WORK/$name.txt" 2>&1 &
   local load_pid=$!
   PIDS+=("$load_pid")
-  # Samples at SAMPLE, 2 x SAMPLE, ... s after the start, while the load runs.
+  : >"$WORK/$name.workers"
+  watch_workers "$pid" "$load_pid" "$WORK/$name.workers" &
+  local watch_pid=$!
+  # Samples at SAMPLE, 2 x SAMPLE, ... s after the start, while the load
+  # runs: "s/backlog/received/pending/finished".
   local i=1 now due row
   while :; do
     due=$(awk -v t0="$t0" -v i="$i" -v s="$SAMPLE" 'BEGIN {printf "%.3f", t0 + i * s}')
     now=$(date +%s.%N)
     sleep "$(awk -v d="$due" -v n="$now" 'BEGIN {x = d - n; print (x > 0 ? x : 0)}')"
     kill -0 "$load_pid" 2>/dev/null || break
-    row=$(q "$db" "SELECT (SELECT COUNT(*) FROM events WHERE status = 'received'), (SELECT COUNT(*) FROM deliveries)")
-    samples+="$(awk -v d="$due" -v t0="$t0" 'BEGIN {printf "%.0f", d - t0}')/${row//|//} "
+    row=$(counts "$db")
+    samples+="$(awk -v d="$due" -v t0="$t0" 'BEGIN {printf "%.0f", d - t0}')/$(backlog "$row")/${row//|//} "
     i=$((i + 1))
   done
   wait "$load_pid" || { cat "$WORK/$name.txt" >&2; die "load failed"; }
+  wait "$watch_pid" || true
   local kept=() p
   for p in "${PIDS[@]}"; do [[ $p == "$load_pid" ]] || kept+=("$p"); done
   PIDS=("${kept[@]}")
   local c1 b1 t1
   c1=$(cpu_ticks "$pid"); b1=$(busy_ticks); t1=$(date +%s.%N)
-  threads "$pid" >"$WORK/$name.threads1"
+  tasks "$pid" >"$WORK/$name.threads1"
   json=$(sed -n 's/^LOAD //p' "$WORK/$name.txt")
   [[ -n $json ]] || { cat "$WORK/$name.txt" >&2; die "no LOAD line"; }
-  local end_row
-  end_row=$(q "$db" "SELECT (SELECT COUNT(*) FROM events WHERE status = 'received'), (SELECT COUNT(*) FROM deliveries)")
+  local end_backlog
+  end_backlog=$(backlog "$(counts "$db")")
 
   local ok sched errs late elapsed p50 p99 load_cpu
   ok=$(field "$json" ok); sched=$(field "$json" scheduled)
@@ -284,9 +275,9 @@ dispatch_run() {
 
   # Flat: sent on time and without errors; over the second half the backlog
   # stayed under 1 s of events and grew by at most FLAT_GROWTH s of events.
-  # WHY says which part failed: the backlog (dispatch fell behind) or the
-  # load (the router's acks fell behind: the last answer came more than 1 s
-  # after the end, so the offered rate was not taken).
+  # WHY says which part failed: the backlog (dispatch or delivery fell
+  # behind) or the load (the router's acks fell behind: the last answer
+  # came more than 1 s after the end, so the offered rate was not taken).
   local verdict_flat
   verdict_flat=$(awk -v s="$samples" -v r="$rate" -v d="$DURATION" -v g="$FLAT_GROWTH" \
     -v ok="$ok" -v sched="$sched" -v errs="$errs" -v el="$elapsed" 'BEGIN {
@@ -302,71 +293,61 @@ dispatch_run() {
   FLAT=${verdict_flat%% *}
   local why=${verdict_flat#* }
 
-  # Settle, then check every accepted event.
-  local settle_start waited=0 left
+  # Settle (the backlog empty), then check every accepted event.
+  local settle_start left settled
   settle_start=$(date +%s)
   while :; do
-    left=$(q "$db" "SELECT COUNT(*) FROM events WHERE status = 'received'")
+    left=$(backlog "$(counts "$db")")
     [[ $left == 0 ]] && break
-    waited=$(( $(date +%s) - settle_start ))
-    if (( waited >= SETTLE_MAX )); then break; fi
+    (( $(date +%s) - settle_start >= SETTLE_MAX )) && break
     sleep 1
   done
-  local verdict
-  verdict=$(q "$db" "SELECT
-      (SELECT COUNT(*) FROM events WHERE source = 'routed'),
-      (SELECT COUNT(*) FROM events WHERE source = 'routed' AND status = 'processed'),
-      (SELECT COUNT(*) FROM deliveries d JOIN events e ON e.id = d.event_id
-         WHERE e.source = 'routed' AND d.status = 'pending' AND d.sink = 'archive'),
-      (SELECT COUNT(*) FROM events e WHERE e.source = 'routed'
-         AND (SELECT COUNT(*) FROM deliveries d WHERE d.event_id = e.id) != 1),
-      (SELECT COUNT(*) FROM plugin_runs)")
-  local events processed deliveries odd runs check
-  IFS='|' read -r events processed deliveries odd runs <<<"$verdict"
+  settled=$(( $(date +%s) - settle_start ))
+  local check
   if [[ $left != 0 ]]; then
-    check="unsettled: $left events still undispatched after ${SETTLE_MAX} s"
-  elif [[ $events == "$ok" && $processed == "$ok" && $deliveries == "$ok" && $odd == 0 && $runs == "$ok" ]]; then
-    check=ok
+    check="unsettled: backlog $left after ${SETTLE_MAX} s"
   else
-    check="MISMATCH: accepted $ok, events $events, processed $processed, pending archive deliveries $deliveries, events without exactly one delivery $odd, plugin runs $runs"
+    check=$(verify "$name" "$ok")
   fi
 
-  local hz wall share cpu_us dps
+  local hz wall share cpu_us created delivered
   hz=$(getconf CLK_TCK)
   wall=$(awk -v a="$t0" -v b="$t1" 'BEGIN {print b - a}')
   share=$(awk -v srv=$((c1 - c0)) -v all=$((b1 - b0)) -v hz="$hz" -v w="$load_cpu" -v wall="$wall" \
     -v n="$(nproc)" 'BEGIN { cap = wall * n; o = all / hz - srv / hz - w; if (o < 0) o = 0
       printf "%.0f/%.0f/%.0f", srv / hz / cap * 100, w / cap * 100, o / cap * 100 }')
   cpu_us=$(awk -v t=$((c1 - c0)) -v hz="$hz" -v n="$ok" 'BEGIN { printf "%.0f", n ? t / hz * 1e6 / n : 0 }')
-  # Deliveries created per second while the load ran (the last sample).
-  dps=$(awk -v s="$samples" 'BEGIN { n = split(s, a, " "); split(a[n], p, "/"); printf "%.0f", p[1] ? p[3] / p[1] : 0 }')
+  # Deliveries created, and finished (written), per second while the load
+  # ran (the last sample).
+  read -r created delivered < <(awk -v s="$samples" 'BEGIN { n = split(s, a, " "); split(a[n], p, "/")
+    if (p[1] + 0 > 0) printf "%.0f %.0f\n", (p[4] + p[5]) / p[1], p[5] / p[1]; else print "0 0" }')
   local hwm
   hwm=$(hwm_kib "$pid")
-  printf '%s\tdispatch' "$step" >>"$ROWS"
+  printf '%s\trun' "$step" >>"$ROWS"
   printf '\t%s' "$rate" \
-    "$(field "$json" rps)" "$p50" "$p99" "$errs" "$hwm" "$FLAT" "$dps" "$cpu_us" "$share" "$ok" \
-    "$late" "${end_row//|//}" "$samples" "$check" "$why" >>"$ROWS"
+    "$(field "$json" rps)" "$p50" "$p99" "$errs" "$hwm" "$FLAT" "$created" "$cpu_us" "$share" "$ok" \
+    "$late" "$end_backlog" "$samples" "$check" "$why" "$delivered" "$settled" >>"$ROWS"
   echo >>"$ROWS"
-  printf '  step %s dispatch     open %5s/s %7.0f req/s  p50 %s us  p99 %s us  errors %s  late %s  deliveries %s/s  backlog %s -> %s  %s  check: %s\n' \
-    "$step" "$rate" "$(field "$json" rps)" "$p50" "$p99" "$errs" "$late" "$dps" \
-    "$samples" "end ${end_row%%|*}" "$([[ $FLAT == 1 ]] && echo FLAT || echo "not flat: $why")" "$check"
+  printf '  step %s %-10s open %5s/s %7.0f req/s  p50 %s us  p99 %s us  errors %s  late %s  created %s/s  delivered %s/s\n' \
+    "$step" "$STAGE" "$rate" "$(field "$json" rps)" "$p50" "$p99" "$errs" "$late" "$created" "$delivered"
+  printf '    samples s/backlog/received/pending/finished: %s end %s  %s  settled in %s s  check: %s\n' \
+    "$samples" "$end_backlog" "$([[ $FLAT == 1 ]] && echo FLAT || echo "not flat: $why")" "$settled" "$check"
   {
     echo "# step $step, $rate/s: router CPU per accepted event, by thread (us)"
-    join "$WORK/$name.threads0" "$WORK/$name.threads1" \
-      | awk -v hz="$hz" -v n="$ok" '{ printf "%-22s %7.1f\n", $1, n ? ($3 - $2) / hz * 1e6 / n : 0 }'
+    thread_us "$WORK/$name.threads0" "$WORK/$name.threads1" "$WORK/$name.workers" $((c1 - c0)) "$ok"
   } >>"$THREADS"
   [[ $check == ok || $check == unsettled* ]] || FAILED+=("step $step ($rate/s): $check")
   stop "$pid"
   { echo "# $name: $(grep -c 'Webhook acknowledged' "$WORK/$name.log" || true) 'Webhook acknowledged.' lines, other lines:"
     grep -v 'Webhook acknowledged' "$WORK/$name.log" | tail -30 || true
   } >>"$WORK/router-log-summary.txt"
-  rm -f "$WORK/$name.log" "$WORK/$name".db*
+  rm -rf "$WORK/$name.log" "$WORK/$name".db* "$WORK/$name-archive"
 }
 
 FAILED=()
 round50() { awk -v r="$1" 'BEGIN { printf "%d", int(r / 50 + 0.5) * 50 }'; }
 
-echo "Hookyard dispatch benchmark: $DURATION s per rate (ingest-only ${INGEST_DURATION} s, c$CONNS), sample every $SAMPLE s, $(nproc) cores"
+echo "Hookyard end-to-end benchmark, STAGE=$STAGE (archive fsync = $FSYNC): $DURATION s per rate (ingest-only ${INGEST_DURATION} s, c$CONNS), sample every $SAMPLE s, $(nproc) cores"
 echo "work dir $WORK; $BUILD; warm_instances = $WARM_INSTANCES"
 LOAD0=$(cut -d' ' -f1-3 /proc/loadavg)
 BEST=0 BEST_STEP=- LOW=0 HIGH=0 step=0
@@ -381,7 +362,7 @@ for rate_given in ${RATES:-search}; do
     elif (( step == 1 )); then
       rate=$(round50 "${START_RATE:-$(awk -v r="$INGEST_RPS" 'BEGIN {print r / 2}')}")
     fi
-    dispatch_run "$step" "$rate"
+    run_at "$step" "$rate"
     if [[ $FLAT == 1 ]]; then
       (( rate > BEST )) && { BEST=$rate; BEST_STEP=$step; }
       LOW=$rate
@@ -403,14 +384,19 @@ for rate_given in ${RATES:-search}; do
   done
 done
 
-REPORT="$RESULTS_DIR/dispatch-$STAMP.md"
+if [[ $STAGE == delivered ]]; then
+  KIND="delivery-$FSYNC" WHAT="delivered (undispatched events + pending deliveries)"
+else
+  KIND=dispatch WHAT="dispatched (events with status 'received')"
+fi
+REPORT="$RESULTS_DIR/$KIND-$STAMP.md"
 {
-  echo "# Dispatch benchmark $STAMP"
+  echo "# End-to-end benchmark, STAGE=$STAGE, archive fsync = $FSYNC, $STAMP"
   echo
   echo "$(nproc) cores ($(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)), load generator on the same machine;" \
     "binary $BUILD; warm_instances = $WARM_INSTANCES. Load average at start: $LOAD0, at end: $(cut -d' ' -f1-3 /proc/loadavg)."
-  echo "Ingest-only: closed loop c$CONNS, ${INGEST_DURATION} s, stored-only source. Dispatch: open loop, $DURATION s, plugin source;" \
-    "backlog = events with status 'received', sampled every $SAMPLE s."
+  echo "Ingest-only: closed loop c$CONNS, ${INGEST_DURATION} s, stored-only source. Runs: open loop, $DURATION s, plugin source;" \
+    "backlog = not yet $WHAT, sampled every $SAMPLE s."
   echo
   awk -F'\t' -v best="$BEST" -v bstep="$BEST_STEP" '
     function median(list,   n, a, i, j, t) {
@@ -419,14 +405,14 @@ REPORT="$RESULTS_DIR/dispatch-$STAMP.md"
       return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
     }
     $2 == "ingest-only" { ing[$1] = $4; all = all " " $4; ip50[$1] = $5; ip99[$1] = $6; ihwm[$1] = $8 }
-    $2 == "dispatch" { d[$1] = $0 }
+    $2 == "run" { d[$1] = $0 }
     END {
-      print "| step | ingest-only req/s | offered /s | acked req/s | deliveries /s | flat | p50 ms | p99 ms | errors | router RSS MiB | router CPU us/event | CPU % router/load/other | samples: s/received/deliveries | check |"
-      print "| ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |"
+      print "| step | ingest-only req/s | offered /s | acked req/s | deliveries created /s | delivered /s | flat | p50 ms | p99 ms | errors | router RSS MiB | router CPU us/event | CPU % router/load/other | samples: s/backlog/received/pending/finished | settled s | check |"
+      print "| ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | --- |"
       for (s = 1; s in ing; s++) {
         split(d[s], f, "\t")
-        printf "| %s | %.0f | %s | %.0f | %s | %s | %.2f | %.2f | %s | %.1f | %s | %s | %s | %s |\n", s, ing[s], f[3], f[4], f[10],
-          f[9] == 1 ? "yes" : "no: " f[18], f[5] / 1000, f[6] / 1000, f[7], f[8] / 1024, f[11], f[12], f[16], f[17]
+        printf "| %s | %.0f | %s | %.0f | %s | %s | %s | %.2f | %.2f | %s | %.1f | %s | %s | %s | %s | %s |\n", s, ing[s], f[3], f[4], f[10],
+          f[19], f[9] == 1 ? "yes" : "no: " f[18], f[5] / 1000, f[6] / 1000, f[7], f[8] / 1024, f[11], f[12], f[16], f[20], f[17]
       }
       print ""
       if (best > 0) {
@@ -437,7 +423,8 @@ REPORT="$RESULTS_DIR/dispatch-$STAMP.md"
       }
     }' "$ROWS"
   echo
-  echo "Router CPU per accepted event by thread, during each dispatch run (the SQLite threads by start order):"
+  echo "Router CPU per accepted event by thread, during each run (the SQLite threads by start order; tokio-worker:" \
+    "runtime threads seen in epoll_wait, tokio-blocking: the others, spawn_blocking):"
   echo
   echo '```'
   cat "$THREADS"
@@ -448,8 +435,8 @@ REPORT="$RESULTS_DIR/dispatch-$STAMP.md"
     printf -- '- %s\n' "${FAILED[@]}"
   fi
 } >"$REPORT"
-cp "$ROWS" "$RESULTS_DIR/dispatch-$STAMP.tsv"
-cp "$WORK/router-log-summary.txt" "$RESULTS_DIR/dispatch-$STAMP-router-log.txt" 2>/dev/null || true
+cp "$ROWS" "$RESULTS_DIR/$KIND-$STAMP.tsv"
+cp "$WORK/router-log-summary.txt" "$RESULTS_DIR/$KIND-$STAMP-router-log.txt" 2>/dev/null || true
 echo
 cat "$REPORT"
 echo
