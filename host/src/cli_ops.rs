@@ -11,8 +11,8 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::{Args, Subcommand, ValueEnum};
 
+use crate::clock::now_ms;
 use crate::config::Config;
-use crate::deliver::now_ms;
 use crate::store::{self, DeadQuery, DeadSelector, EventId, ReplaySelector, Store};
 
 /// `hookyard replay`.

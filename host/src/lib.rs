@@ -27,6 +27,7 @@ mod civil;
 pub mod cli;
 mod cli_ops;
 mod cli_time;
+pub mod clock;
 pub mod config;
 pub mod deliver;
 pub mod dispatch;

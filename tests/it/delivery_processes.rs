@@ -195,7 +195,7 @@ sinks = ["slow"]
     // Released, not leased for lease_s = 600: due at once, the four that
     // were in flight included.
     let due = store
-        .claim_deliveries("slow", hookyard::deliver::now_ms(), 1, 100)
+        .claim_deliveries("slow", hookyard::clock::now_ms(), 1, 100)
         .await
         .unwrap();
     assert_eq!(due.len(), 8, "every delivery is due, none left claimed");

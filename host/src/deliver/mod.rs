@@ -16,12 +16,13 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use tokio::sync::{mpsc, Notify};
 use tokio::task::{JoinHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
 
+use crate::clock::now_ms;
 use crate::config::{SinkConfig, SinkKind};
 use crate::sinks::Sink;
 use crate::store::{DeliveryResult, Store};
@@ -212,11 +213,4 @@ async fn finish(store: Arc<dyn Store>, mut results: mpsc::Receiver<DeliveryResul
             );
         }
     }
-}
-
-/// The wall clock in unix milliseconds (what due times and results use).
-pub fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }

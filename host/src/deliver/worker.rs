@@ -16,7 +16,8 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::rate::TokenBucket;
-use super::{now_ms, retry};
+use super::retry;
+use crate::clock::now_ms;
 use crate::config::SinkConfig;
 use crate::sinks::{Outbound, SendOutcome, Sink};
 use crate::store::{ClaimedDelivery, DeliveryResult, Store};
@@ -175,13 +176,7 @@ fn empty_permit(permits: &Arc<Semaphore>) -> OwnedSemaphorePermit {
 }
 
 fn all_retry(n: usize, error: String) -> Vec<SendOutcome> {
-    vec![
-        SendOutcome::Retry {
-            error,
-            retry_after: None,
-        };
-        n
-    ]
+    vec![SendOutcome::retry(error); n]
 }
 
 /// The sink's view of a claimed delivery (the payload moves over).

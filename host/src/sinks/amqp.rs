@@ -20,9 +20,9 @@ use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
 use lapin::uri::AMQPUri;
 use lapin::{BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, ErrorKind};
 use lapin::{ExchangeKind, PublisherConfirm};
-use tokio::sync::Mutex;
 use tokio::time::{timeout_at, Instant};
 
+use super::lazy::LazyConnection;
 use super::{render, Outbound, SendOutcome, Sink, SinkError};
 use crate::config::AmqpSinkConfig;
 use crate::store::redact_url;
@@ -56,9 +56,8 @@ pub struct AmqpSink {
     exchange: ShortString,
     /// Routing key template (`{source}`, `{date}`).
     routing_key: String,
-    /// The live connection, made on the first send. The lock is held while
-    /// connecting so concurrent sends share one connection attempt.
-    link: Mutex<Option<Arc<Link>>>,
+    /// The live connection, made on the first send.
+    link: LazyConnection<Link>,
 }
 
 impl std::fmt::Debug for AmqpSink {
@@ -90,37 +89,24 @@ impl AmqpSink {
         Ok(Self {
             name: name.to_string(),
             uri,
+            link: LazyConnection::new(format!("amqp {shown_url}"), SEND_TIMEOUT),
             shown_url,
             exchange,
             routing_key: config.routing_key.clone(),
-            link: Mutex::new(None),
         })
     }
 
     /// The connection, made now if there is none.
     async fn link(&self, deadline: Instant) -> Result<Arc<Link>, String> {
-        let mut slot = self.link.lock().await;
-        if let Some(link) = slot.as_ref() {
-            if link.channel.status().connected() {
-                return Ok(link.clone());
-            }
-            // The broker closed the channel (or the connection) since the
-            // last send: start over.
-            *slot = None;
-        }
-        let link = match timeout_at(deadline, self.connect()).await {
-            Ok(Ok(link)) => Arc::new(link),
-            Ok(Err(error)) => return Err(error),
-            Err(_) => {
-                return Err(format!(
-                    "amqp {}: no connection within {} s",
-                    self.shown_url,
-                    SEND_TIMEOUT.as_secs()
-                ))
-            }
-        };
-        *slot = Some(link.clone());
-        Ok(link)
+        self.link
+            .get(
+                deadline,
+                // The broker may have closed the channel (or the connection)
+                // since the last send: then start over.
+                |link| link.channel.status().connected(),
+                || self.connect(),
+            )
+            .await
     }
 
     /// Connects, opens a channel in confirm mode and checks the exchange.
@@ -176,15 +162,6 @@ impl AmqpSink {
         Ok(channel)
     }
 
-    /// Forgets `broken` (if it is still the current connection) so the next
-    /// send connects again.
-    async fn drop_link(&self, broken: &Arc<Link>) {
-        let mut slot = self.link.lock().await;
-        if slot.as_ref().is_some_and(|l| Arc::ptr_eq(l, broken)) {
-            *slot = None;
-        }
-    }
-
     /// The routing key of `out`: the rendered template, then `.suffix`.
     fn routing_key_for(&self, out: &Outbound) -> Result<ShortString, String> {
         let mut key = render(&self.routing_key, &out.source, out.event_at_ms);
@@ -221,7 +198,7 @@ impl AmqpSink {
             )
             .await
             .map(|confirm| (shown_key, confirm))
-            .map_err(|e| (retry(format!("amqp publish: {e}")), true))
+            .map_err(|e| (SendOutcome::retry(format!("amqp publish: {e}")), true))
     }
 
     /// The outcome of one confirm (awaited until `deadline`) and whether the
@@ -235,22 +212,23 @@ impl AmqpSink {
         match timeout_at(deadline, confirm).await {
             Ok(Ok(Confirmation::Ack(None))) => (SendOutcome::Delivered, false),
             Ok(Ok(Confirmation::Ack(Some(_)) | Confirmation::Nack(Some(_)))) => (
-                retry(format!(
+                SendOutcome::retry(format!(
                     "no queue is bound for routing key `{routing_key}` on exchange `{}`",
                     self.exchange
                 )),
                 false,
             ),
             Ok(Ok(Confirmation::Nack(None))) => (
-                retry(format!("broker nacked the message for `{routing_key}`")),
+                SendOutcome::retry(format!("broker nacked the message for `{routing_key}`")),
                 false,
             ),
-            Ok(Ok(Confirmation::NotRequested)) => {
-                (retry("amqp: channel is not in confirm mode".into()), true)
-            }
-            Ok(Err(e)) => (retry(format!("amqp confirm: {e}")), true),
+            Ok(Ok(Confirmation::NotRequested)) => (
+                SendOutcome::retry("amqp: channel is not in confirm mode"),
+                true,
+            ),
+            Ok(Err(e)) => (SendOutcome::retry(format!("amqp confirm: {e}")), true),
             Err(_) => (
-                retry(format!(
+                SendOutcome::retry(format!(
                     "publish not acknowledged within {} s",
                     SEND_TIMEOUT.as_secs()
                 )),
@@ -297,13 +275,6 @@ fn is_not_found(e: &lapin::Error) -> bool {
     )
 }
 
-fn retry(error: String) -> SendOutcome {
-    SendOutcome::Retry {
-        error,
-        retry_after: None,
-    }
-}
-
 #[async_trait::async_trait]
 impl Sink for AmqpSink {
     fn max_batch(&self) -> usize {
@@ -317,7 +288,12 @@ impl Sink for AmqpSink {
         let deadline = Instant::now() + SEND_TIMEOUT;
         let link = match self.link(deadline).await {
             Ok(link) => link,
-            Err(error) => return batch.iter().map(|_| retry(error.clone())).collect(),
+            Err(error) => {
+                return batch
+                    .iter()
+                    .map(|_| SendOutcome::retry(error.clone()))
+                    .collect()
+            }
         };
         let mut outcomes: Vec<Option<SendOutcome>> = vec![None; batch.len()];
         let mut suspect = false;
@@ -327,7 +303,9 @@ impl Sink for AmqpSink {
             if suspect {
                 // The channel broke under an earlier message: the broker
                 // closes it, so the rest would fail the same way.
-                outcomes[i] = Some(retry("amqp: channel closed earlier in this batch".into()));
+                outcomes[i] = Some(SendOutcome::retry(
+                    "amqp: channel closed earlier in this batch",
+                ));
                 continue;
             }
             match timeout_at(deadline, self.publish(&link.channel, out)).await {
@@ -338,7 +316,7 @@ impl Sink for AmqpSink {
                 }
                 Err(_) => {
                     suspect = true;
-                    outcomes[i] = Some(retry(format!(
+                    outcomes[i] = Some(SendOutcome::retry(format!(
                         "amqp publish not sent within {} s",
                         SEND_TIMEOUT.as_secs()
                     )));
@@ -358,18 +336,18 @@ impl Sink for AmqpSink {
         if suspect {
             // A channel error closes the channel; a timeout leaves it in an
             // unknown state. Either way the next send starts afresh.
-            self.drop_link(&link).await;
+            self.link.forget(&link).await;
             let closing = link.connection.close(200, "hookyard: reconnecting".into());
             let _ = tokio::time::timeout(Duration::from_secs(1), closing).await;
         }
         outcomes
             .into_iter()
-            .map(|o| o.unwrap_or_else(|| retry("amqp: no outcome".into())))
+            .map(|o| o.unwrap_or_else(|| SendOutcome::retry("amqp: no outcome")))
             .collect()
     }
 
     async fn close(&self) {
-        let link = self.link.lock().await.take();
+        let link = self.link.take().await;
         if let Some(link) = link {
             let closing = link.connection.close(200, "hookyard: shutting down".into());
             let _ = tokio::time::timeout(SEND_TIMEOUT, closing).await;

@@ -44,7 +44,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Once, Weak};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
@@ -139,7 +139,7 @@ impl Sink for FileSink {
 
     async fn send(&self, batch: &[Outbound]) -> Vec<SendOutcome> {
         self.start_syncer();
-        let at = rfc3339_ms(unix_ms_now());
+        let at = rfc3339_ms(crate::clock::now_ms());
         // Group lines by target file, in the order files first appear.
         let mut groups: Vec<Group> = Vec::new();
         for (index, outbound) in batch.iter().enumerate() {
@@ -180,20 +180,14 @@ impl Sink for FileSink {
                 for (indices, result) in results {
                     if let Err(error) = result {
                         for i in indices {
-                            outcomes[i] = SendOutcome::Retry {
-                                error: error.clone(),
-                                retry_after: None,
-                            };
+                            outcomes[i] = SendOutcome::retry(error.clone());
                         }
                     }
                 }
             }
             Err(e) => {
                 let error = format!("file write task failed: {e}");
-                outcomes.fill(SendOutcome::Retry {
-                    error,
-                    retry_after: None,
-                });
+                outcomes.fill(SendOutcome::retry(error));
             }
         }
         outcomes
@@ -446,12 +440,6 @@ fn write_line(out: &mut Vec<u8>, outbound: &Outbound, at: &str) {
     }
     debug_assert!(!out[start..].contains(&b'\n'));
     out.push(b'\n');
-}
-
-fn unix_ms_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 /// `ms` (unix milliseconds) as RFC 3339 UTC with milliseconds.

@@ -162,10 +162,7 @@ impl HttpSink {
             .body(outbound.payload.clone());
         match request.send().await {
             Ok(response) => self.classify(response).await,
-            Err(e) => SendOutcome::Retry {
-                error: self.describe(&e),
-                retry_after: None,
-            },
+            Err(e) => SendOutcome::retry(self.describe(&e)),
         }
     }
 
@@ -207,7 +204,7 @@ impl HttpSink {
         headers.insert(IDEMPOTENCY_KEY, id.clone());
         headers.insert(WEBHOOK_ID, id);
         if let Some(signer) = &self.signer {
-            let timestamp = unix_seconds_now();
+            let timestamp = crate::clock::now_ms().div_euclid(1000);
             let signature = signer.sign(&outbound.id, timestamp, &outbound.payload);
             headers.insert(WEBHOOK_TIMESTAMP, HeaderValue::from(timestamp));
             let mut signature = HeaderValue::from_str(&signature)
@@ -356,12 +353,6 @@ fn one_line(bytes: &[u8]) -> String {
 /// At most `max` characters of `s`.
 fn truncate(s: &str, max: usize) -> &str {
     s.char_indices().nth(max).map_or(s, |(i, _)| &s[..i])
-}
-
-fn unix_seconds_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
 /// A `Retry-After` value as a wait from `now`: delta-seconds or an

@@ -19,6 +19,7 @@ use crate::config::{SinkConfig, SinkKind};
 mod amqp;
 mod file;
 mod http;
+mod lazy;
 mod nats;
 mod redis;
 mod standard_webhooks;
@@ -72,6 +73,17 @@ pub enum SendOutcome {
         /// What happened (no secrets).
         error: String,
     },
+}
+
+impl SendOutcome {
+    /// A retry at the worker's own backoff (no `Retry-After`): what every
+    /// sink answers for a connection error, a timeout or a broker nack.
+    pub fn retry(error: impl Into<String>) -> Self {
+        Self::Retry {
+            error: error.into(),
+            retry_after: None,
+        }
+    }
 }
 
 /// A configured sink.

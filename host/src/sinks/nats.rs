@@ -15,9 +15,9 @@ use async_nats::jetstream::context::{PublishError, PublishErrorKind};
 use async_nats::jetstream::message::PublishMessage;
 use async_nats::jetstream::{self, Context};
 use futures::future::join_all;
-use tokio::sync::Mutex;
 use tokio::time::{timeout_at, Instant};
 
+use super::lazy::LazyConnection;
 use super::{render, Outbound, SendOutcome, Sink, SinkError};
 use crate::config::NatsSinkConfig;
 use crate::store::redact_url;
@@ -40,9 +40,8 @@ pub struct NatsSink {
     shown_url: String,
     /// Subject template (`{source}`, `{date}`).
     subject: String,
-    /// The live connection, made on the first send. The lock is held while
-    /// connecting so concurrent sends share one connection attempt.
-    conn: Mutex<Option<Arc<Context>>>,
+    /// The live connection, made on the first send.
+    conn: LazyConnection<Context>,
 }
 
 impl std::fmt::Debug for NatsSink {
@@ -69,49 +68,29 @@ impl NatsSink {
             url: config.url.clone(),
             shown_url: redact_url(&config.url),
             subject: config.subject.clone(),
-            conn: Mutex::new(None),
+            conn: LazyConnection::new(format!("nats {}", redact_url(&config.url)), SEND_TIMEOUT),
         })
     }
 
     /// The connection, made now if there is none.
     async fn connection(&self, deadline: Instant) -> Result<Arc<Context>, String> {
-        let mut slot = self.conn.lock().await;
-        if let Some(context) = slot.as_ref() {
-            return Ok(context.clone());
-        }
-        let options = async_nats::ConnectOptions::new()
-            .name(format!("hookyard sink {}", self.name))
-            .connection_timeout(SEND_TIMEOUT);
-        let client = match timeout_at(deadline, options.connect(self.url.as_str())).await {
-            Ok(Ok(client)) => client,
-            Ok(Err(e)) => return Err(format!("nats {}: {}", self.shown_url, error_chain(&e))),
-            Err(_) => {
-                return Err(format!(
-                    "nats {}: no connection within {} s",
-                    self.shown_url,
-                    SEND_TIMEOUT.as_secs()
-                ))
-            }
-        };
-        let context = Arc::new(
-            jetstream::ContextBuilder::new()
+        let connect = || async {
+            let options = async_nats::ConnectOptions::new()
+                .name(format!("hookyard sink {}", self.name))
+                .connection_timeout(SEND_TIMEOUT);
+            let client = options
+                .connect(self.url.as_str())
+                .await
+                .map_err(|e| format!("nats {}: {}", self.shown_url, error_chain(&e)))?;
+            Ok(jetstream::ContextBuilder::new()
                 .timeout(SEND_TIMEOUT)
                 // Wait for an ack slot rather than fail: our own deadline
                 // bounds the wait.
                 .backpressure_on_inflight(true)
-                .build(client),
-        );
-        *slot = Some(context.clone());
-        Ok(context)
-    }
-
-    /// Forgets `broken` (if it is still the current connection) so the next
-    /// send connects again.
-    async fn drop_connection(&self, broken: &Arc<Context>) {
-        let mut slot = self.conn.lock().await;
-        if slot.as_ref().is_some_and(|c| Arc::ptr_eq(c, broken)) {
-            *slot = None;
-        }
+                .build(client))
+        };
+        // The client reconnects by itself; a broken one is forgotten by `send`.
+        self.conn.get(deadline, |_| true, connect).await
     }
 
     /// The subject of `out`: the rendered template, then `.suffix`.
@@ -174,13 +153,6 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     text
 }
 
-fn retry(error: String) -> SendOutcome {
-    SendOutcome::Retry {
-        error,
-        retry_after: None,
-    }
-}
-
 #[async_trait::async_trait]
 impl Sink for NatsSink {
     fn max_batch(&self) -> usize {
@@ -194,7 +166,12 @@ impl Sink for NatsSink {
         let deadline = Instant::now() + SEND_TIMEOUT;
         let context = match self.connection(deadline).await {
             Ok(context) => context,
-            Err(error) => return batch.iter().map(|_| retry(error.clone())).collect(),
+            Err(error) => {
+                return batch
+                    .iter()
+                    .map(|_| SendOutcome::retry(error.clone()))
+                    .collect()
+            }
         };
         let mut outcomes: Vec<Option<SendOutcome>> = vec![None; batch.len()];
         // Publish everything first, then await the acks together: one
@@ -225,14 +202,14 @@ impl Sink for NatsSink {
                 }
                 Ok(Err(e)) => {
                     suspect = true;
-                    outcomes[i] = Some(retry(format!(
+                    outcomes[i] = Some(SendOutcome::retry(format!(
                         "nats publish to `{subject}`: {}",
                         error_chain(&e)
                     )));
                 }
                 Err(_) => {
                     suspect = true;
-                    outcomes[i] = Some(retry(format!(
+                    outcomes[i] = Some(SendOutcome::retry(format!(
                         "nats publish to `{subject}` not sent within {} s",
                         SEND_TIMEOUT.as_secs()
                     )));
@@ -249,9 +226,9 @@ impl Sink for NatsSink {
                         e.kind(),
                         PublishErrorKind::TimedOut | PublishErrorKind::BrokenPipe
                     );
-                    (i, retry(ack_error(&subject, &e)), suspect)
+                    (i, SendOutcome::retry(ack_error(&subject, &e)), suspect)
                 }
-                Err(_) => (i, retry(not_acknowledged(&subject)), true),
+                Err(_) => (i, SendOutcome::retry(not_acknowledged(&subject)), true),
             }
         });
         for (i, outcome, ack_suspect) in join_all(acks).await {
@@ -262,16 +239,16 @@ impl Sink for NatsSink {
         // connected after a failure is dropped so that the next send makes
         // a fresh connection and reports why it cannot.
         if suspect && context.client().connection_state() != State::Connected {
-            self.drop_connection(&context).await;
+            self.conn.forget(&context).await;
         }
         outcomes
             .into_iter()
-            .map(|o| o.unwrap_or_else(|| retry("nats: no outcome".into())))
+            .map(|o| o.unwrap_or_else(|| SendOutcome::retry("nats: no outcome")))
             .collect()
     }
 
     async fn close(&self) {
-        let context = self.conn.lock().await.take();
+        let context = self.conn.take().await;
         if let Some(context) = context {
             // Sends what the client still buffers; acks were already awaited.
             let _ = tokio::time::timeout(SEND_TIMEOUT, context.client().flush()).await;

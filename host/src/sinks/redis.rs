@@ -14,9 +14,9 @@ use std::time::Duration;
 
 use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, Client, Value};
-use tokio::sync::Mutex;
 use tokio::time::{timeout_at, Instant};
 
+use super::lazy::LazyConnection;
 use super::{render, Outbound, SendOutcome, Sink, SinkError};
 use crate::config::RedisSinkConfig;
 use crate::store::redact_url;
@@ -40,9 +40,8 @@ pub struct RedisSink {
     /// Stream key template (`{source}`, `{date}`).
     stream: String,
     /// The live connection, made on the first send. A multiplexed
-    /// connection serves concurrent sends; the lock is only held to make or
-    /// drop it.
-    conn: Mutex<Option<Arc<MultiplexedConnection>>>,
+    /// connection serves concurrent sends.
+    conn: LazyConnection<MultiplexedConnection>,
 }
 
 impl std::fmt::Debug for RedisSink {
@@ -67,46 +66,24 @@ impl RedisSink {
         Ok(Self {
             name: name.to_string(),
             client,
+            conn: LazyConnection::new(format!("redis {shown_url}"), SEND_TIMEOUT),
             shown_url,
             stream: config.stream.clone(),
-            conn: Mutex::new(None),
         })
     }
 
     /// The connection, made now if there is none.
     async fn connection(&self, deadline: Instant) -> Result<Arc<MultiplexedConnection>, String> {
-        let mut slot = self.conn.lock().await;
-        if let Some(conn) = slot.as_ref() {
-            return Ok(conn.clone());
-        }
-        let config = AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(SEND_TIMEOUT))
-            .set_response_timeout(Some(SEND_TIMEOUT));
-        let connect = self
-            .client
-            .get_multiplexed_async_connection_with_config(&config);
-        let conn = match timeout_at(deadline, connect).await {
-            Ok(Ok(conn)) => Arc::new(conn),
-            Ok(Err(e)) => return Err(format!("redis {}: {e}", self.shown_url)),
-            Err(_) => {
-                return Err(format!(
-                    "redis {}: no connection within {} s",
-                    self.shown_url,
-                    SEND_TIMEOUT.as_secs()
-                ))
-            }
+        let connect = || async {
+            let config = AsyncConnectionConfig::new()
+                .set_connection_timeout(Some(SEND_TIMEOUT))
+                .set_response_timeout(Some(SEND_TIMEOUT));
+            self.client
+                .get_multiplexed_async_connection_with_config(&config)
+                .await
+                .map_err(|e| format!("redis {}: {e}", self.shown_url))
         };
-        *slot = Some(conn.clone());
-        Ok(conn)
-    }
-
-    /// Forgets `broken` (if it is still the current connection) so the next
-    /// send connects again.
-    async fn drop_connection(&self, broken: &Arc<MultiplexedConnection>) {
-        let mut slot = self.conn.lock().await;
-        if slot.as_ref().is_some_and(|c| Arc::ptr_eq(c, broken)) {
-            *slot = None;
-        }
+        self.conn.get(deadline, |_| true, connect).await
     }
 }
 
@@ -140,17 +117,10 @@ fn outcome_of(stream: &str, reply: &Value) -> SendOutcome {
         }
         // WRONGTYPE (the key holds something else), OOM, a replica that is
         // read-only: all things an operator can fix, so worth retrying.
-        Value::ServerError(e) => retry(format!("redis XADD to `{stream}`: {e}")),
-        other => retry(format!(
+        Value::ServerError(e) => SendOutcome::retry(format!("redis XADD to `{stream}`: {e}")),
+        other => SendOutcome::retry(format!(
             "redis XADD to `{stream}`: unexpected reply {other:?}"
         )),
-    }
-}
-
-fn retry(error: String) -> SendOutcome {
-    SendOutcome::Retry {
-        error,
-        retry_after: None,
     }
 }
 
@@ -167,7 +137,12 @@ impl Sink for RedisSink {
         let deadline = Instant::now() + SEND_TIMEOUT;
         let conn = match self.connection(deadline).await {
             Ok(conn) => conn,
-            Err(error) => return batch.iter().map(|_| retry(error.clone())).collect(),
+            Err(error) => {
+                return batch
+                    .iter()
+                    .map(|_| SendOutcome::retry(error.clone()))
+                    .collect()
+            }
         };
         let streams: Vec<String> = batch
             .iter()
@@ -186,19 +161,25 @@ impl Sink for RedisSink {
                 // Unknown whether any entry was stored: all are retried
                 // (consumers deduplicate on `id`).
                 if e.is_unrecoverable_error() || e.is_io_error() || e.is_timeout() {
-                    self.drop_connection(&conn).await;
+                    self.conn.forget(&conn).await;
                 }
                 let error = format!("redis {}: {e}", self.shown_url);
-                return batch.iter().map(|_| retry(error.clone())).collect();
+                return batch
+                    .iter()
+                    .map(|_| SendOutcome::retry(error.clone()))
+                    .collect();
             }
             Err(_) => {
-                self.drop_connection(&conn).await;
+                self.conn.forget(&conn).await;
                 let error = format!(
                     "redis {}: XADD not answered within {} s",
                     self.shown_url,
                     SEND_TIMEOUT.as_secs()
                 );
-                return batch.iter().map(|_| retry(error.clone())).collect();
+                return batch
+                    .iter()
+                    .map(|_| SendOutcome::retry(error.clone()))
+                    .collect();
             }
         };
         streams
@@ -206,13 +187,13 @@ impl Sink for RedisSink {
             .enumerate()
             .map(|(i, stream)| match replies.get(i) {
                 Some(reply) => outcome_of(stream, reply),
-                None => retry(format!("redis XADD to `{stream}`: no reply")),
+                None => SendOutcome::retry(format!("redis XADD to `{stream}`: no reply")),
             })
             .collect()
     }
 
     async fn close(&self) {
         // Every send awaited its replies; nothing is buffered.
-        self.conn.lock().await.take();
+        self.conn.take().await;
     }
 }

@@ -93,9 +93,7 @@ pub async fn run_purges(store: Arc<dyn Store>, retention: Retention, stop: Cance
         return;
     }
     loop {
-        let now_ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+        let now_ms = crate::clock::now_ms();
         // Shutdown does not wait for a long purge: every chunk is its own
         // transaction, so stopping between any two loses nothing.
         let purged = tokio::select! {

@@ -54,7 +54,7 @@ async fn with_deliveries(db: &TestDb, count: usize) -> (Arc<dyn Store>, Vec<Even
 
 /// Ids in creation order (`Ulid::new` is random within a millisecond).
 fn delivery_id(n: usize) -> String {
-    let now = u64::try_from(crate::deliver::now_ms()).unwrap();
+    let now = u64::try_from(crate::clock::now_ms()).unwrap();
     format!("dlv_{}", ulid::Ulid::from_parts(now, n as u128))
 }
 
@@ -374,7 +374,7 @@ pub(super) async fn retention_purges_done_deliveries_only(db: TestDb) {
         .await
         .unwrap();
     // Delivery ids carry their creation time (now): a cutoff ahead of it.
-    let later = crate::deliver::now_ms() + 60_000;
+    let later = crate::clock::now_ms() + 60_000;
     let purged = store
         .purge(Cutoffs {
             now_ms: later,
