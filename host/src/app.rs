@@ -65,7 +65,7 @@ pub async fn run(
             grace: config.server.shutdown_timeout,
         },
     );
-    let dispatcher = Dispatcher::start(store.clone(), routes, deliverer.waker())
+    let dispatcher = Dispatcher::start(store.clone(), routes, deliverer.handoff())
         .context("starting the dispatch workers")?;
 
     let state = IngestState {

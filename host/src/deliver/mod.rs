@@ -7,14 +7,16 @@
 //! - Each attempt's result goes to one finisher, which writes results in
 //!   batches: done, due again after a backoff with full jitter honouring
 //!   `Retry-After` ([`retry`]), or dead after the sink's attempts.
-//! - New deliveries wake their sink's worker at once ([`DeliveryWaker`]);
-//!   otherwise a worker looks again every second (retries coming due,
-//!   another process's work on Postgres, deliveries left by a crash whose
-//!   lease has run out).
+//! - New deliveries go to their sink's worker in memory, written already
+//!   leased to it ([`handoff`]); when its queue is full they are written
+//!   due and the worker is told to claim. Otherwise a worker claims every
+//!   second (retries coming due, another process's work on Postgres,
+//!   deliveries left by a crash whose lease has run out).
 //! - Shutdown stops claiming, gives sends in flight a grace period, writes
 //!   every result, and releases what is left so it is due at once.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -27,9 +29,12 @@ use crate::config::{SinkConfig, SinkKind};
 use crate::sinks::Sink;
 use crate::store::{DeliveryResult, Store};
 
+pub mod handoff;
 pub mod rate;
 pub mod retry;
 mod worker;
+
+pub use handoff::DeliveryHandoff;
 
 /// Results written in one transaction, at most.
 const FINISH_BATCH: usize = 512;
@@ -55,21 +60,6 @@ impl Default for DeliveryOptions {
     }
 }
 
-/// Wakes a sink's worker when deliveries for it were just written.
-#[derive(Debug, Clone, Default)]
-pub struct DeliveryWaker {
-    sinks: Arc<HashMap<String, Arc<Notify>>>,
-}
-
-impl DeliveryWaker {
-    /// Tells `sink`'s worker there is work (a no-op for unknown names).
-    pub fn wake(&self, sink: &str) {
-        if let Some(notify) = self.sinks.get(sink) {
-            notify.notify_one();
-        }
-    }
-}
-
 /// The running delivery stage.
 pub struct Deliverer {
     stop: CancellationToken,
@@ -78,7 +68,7 @@ pub struct Deliverer {
     in_flight: Arc<Mutex<HashSet<String>>>,
     store: Arc<dyn Store>,
     sinks: Vec<Arc<dyn Sink>>,
-    waker: DeliveryWaker,
+    handoff: DeliveryHandoff,
     grace: Duration,
 }
 
@@ -101,24 +91,35 @@ impl Deliverer {
         let (results, finished) = mpsc::channel::<DeliveryResult>(FINISH_BATCH * 4);
         let stop = CancellationToken::new();
         let in_flight = Arc::new(Mutex::new(HashSet::new()));
-        let mut wakers = HashMap::new();
+        let mut inboxes = HashMap::new();
         let mut workers = Vec::new();
         let mut built = Vec::new();
         for (name, (config, sink)) in sinks {
-            let wake = Arc::new(Notify::new());
-            wakers.insert(name, wake.clone());
+            let lease = lease_for(&config, options.lease);
+            let (queue, handed) = mpsc::channel(handoff_capacity(&config, lease));
+            let (wake, due) = (Arc::new(Notify::new()), Arc::new(AtomicBool::new(false)));
+            inboxes.insert(
+                name,
+                handoff::Inbox {
+                    queue,
+                    due: due.clone(),
+                    wake: wake.clone(),
+                    lease_ms: i64::try_from(lease.as_millis()).unwrap_or(i64::MAX),
+                },
+            );
             built.push(sink.clone());
             let worker = worker::SinkWorker {
-                lease: lease_for(&config, options.lease),
+                lease,
                 config,
                 sink,
                 store: store.clone(),
                 results: results.clone(),
                 wake,
+                due,
                 in_flight: in_flight.clone(),
                 poll: options.poll,
             };
-            workers.push(tokio::spawn(worker.run(stop.clone())));
+            workers.push(tokio::spawn(worker.run(handed, stop.clone())));
         }
         drop(results);
         let finisher = tokio::spawn(finish(store.clone(), finished));
@@ -129,16 +130,14 @@ impl Deliverer {
             in_flight,
             store,
             sinks: built,
-            waker: DeliveryWaker {
-                sinks: Arc::new(wakers),
-            },
+            handoff: DeliveryHandoff::new(inboxes),
             grace: options.grace,
         }
     }
 
-    /// The waker for the dispatcher.
-    pub fn waker(&self) -> DeliveryWaker {
-        self.waker.clone()
+    /// The hand-off for the dispatcher.
+    pub fn handoff(&self) -> DeliveryHandoff {
+        self.handoff.clone()
     }
 
     /// Stops claiming, lets sends in flight finish within the grace period
@@ -195,6 +194,18 @@ fn lease_for(config: &SinkConfig, lease: Duration) -> Duration {
         SinkKind::Http(http) => lease.max(http.timeout * 2 + Duration::from_secs(1)),
         _ => lease,
     }
+}
+
+/// How many deliveries a sink's hand-off queue holds: what its worker can
+/// have in flight, and for a rate-limited sink no more than it sends in a
+/// tenth of the lease, so a queued delivery starts well inside its lease.
+fn handoff_capacity(config: &SinkConfig, lease: Duration) -> usize {
+    let mut capacity = config.max_concurrency;
+    if let Some(rate) = config.rate_per_s {
+        let per_tenth_lease = rate * lease.as_secs_f64() / 10.0;
+        capacity = capacity.min(per_tenth_lease as usize);
+    }
+    capacity.max(1)
 }
 
 /// Writes results, as many per transaction as are waiting.

@@ -1,12 +1,14 @@
-//! One sink's worker: claims that sink's due deliveries as its concurrency
-//! permits and rate allow, sends them in the sink's batch size, and hands
-//! every attempt's result to the finisher.
+//! One sink's worker: takes deliveries handed over in memory, and claims
+//! that sink's due deliveries from the store, as its concurrency permits
+//! and rate allow; sends them in the sink's batch size, and hands every
+//! attempt's result to the finisher.
 //!
 //! Why one worker per sink: a slow sink holds its own permits only, so it
 //! never takes claim slots or time from another sink (the file sink keeps
 //! its pace beside an HTTP receiver that takes seconds per request).
 
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -15,6 +17,7 @@ use tokio::sync::{mpsc, Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use super::handoff::Handed;
 use super::rate::TokenBucket;
 use super::retry;
 use crate::clock::now_ms;
@@ -32,6 +35,8 @@ pub(super) struct SinkWorker {
     pub(super) store: Arc<dyn Store>,
     pub(super) results: mpsc::Sender<DeliveryResult>,
     pub(super) wake: Arc<Notify>,
+    /// Set when deliveries were written due at once (see [`super::handoff`]).
+    pub(super) due: Arc<AtomicBool>,
     /// Ids claimed by this process whose result has not reached the
     /// finisher: released at shutdown if their send was cut short.
     pub(super) in_flight: Arc<Mutex<HashSet<String>>>,
@@ -42,17 +47,26 @@ pub(super) struct SinkWorker {
 }
 
 impl SinkWorker {
-    /// Claims and sends until `stop`; returns the sends still running, for
-    /// shutdown to give them their grace.
-    pub(super) async fn run(self, stop: CancellationToken) -> JoinSet<()> {
+    /// Takes, claims and sends until `stop`; returns the sends still
+    /// running, for shutdown to give them their grace. Deliveries still in
+    /// `handed` then are marked in flight, so shutdown releases them.
+    pub(super) async fn run(
+        self,
+        mut handed: mpsc::Receiver<Handed>,
+        stop: CancellationToken,
+    ) -> JoinSet<()> {
         let worker = Arc::new(self);
         let permits = Arc::new(Semaphore::new(worker.config.max_concurrency));
         let bucket = worker
             .config
             .rate_per_s
             .map(|rate| Mutex::new(TokenBucket::new(rate)));
-        let lease_ms = i64::try_from(worker.lease.as_millis()).unwrap_or(i64::MAX);
         let mut sends = JoinSet::new();
+        // Received while idle, taken first next time round.
+        let mut held: Option<Handed> = None;
+        // Claim at once: an earlier run may have left due deliveries.
+        let mut claim = true;
+        let mut last_claim = Instant::now();
         loop {
             while sends.try_join_next().is_some() {}
             let first = tokio::select! {
@@ -70,45 +84,54 @@ impl SinkWorker {
                 };
             }
             drop(first);
-            let claimed = match worker
-                .store
-                .claim_deliveries(&worker.config.name, now_ms(), lease_ms, want)
-                .await
-            {
-                Ok(claimed) => claimed,
-                Err(error) => {
-                    tracing::warn!(
-                        sink = %worker.config.name,
-                        error = &error as &dyn std::error::Error,
-                        "Could not claim deliveries; trying again."
-                    );
-                    Vec::new()
-                }
-            };
-            if let Some(Ok(mut bucket)) = bucket.as_ref().map(Mutex::lock) {
-                bucket.refund(want - claimed.len());
+            let mut batch = Vec::with_capacity(want);
+            let now = now_ms();
+            if let Some(h) = held.take() {
+                take_in_time(&mut batch, h, now);
             }
-            if claimed.is_empty() {
+            while batch.len() < want {
+                match handed.try_recv() {
+                    Ok(h) => take_in_time(&mut batch, h, now),
+                    Err(_) => break,
+                }
+            }
+            // The store holds retries coming due, releases, a full queue's
+            // overflow, other processes' work and leases a crash left:
+            // claimed when told, after a full claim, and every poll.
+            claim |=
+                worker.due.swap(false, Ordering::AcqRel) || last_claim.elapsed() >= worker.poll;
+            if batch.len() < want && claim {
+                let asked = want - batch.len();
+                let claimed = worker.claim(asked).await;
+                claim = claimed.len() == asked;
+                last_claim = Instant::now();
+                batch.extend(claimed);
+            }
+            if let Some(Ok(mut bucket)) = bucket.as_ref().map(Mutex::lock) {
+                bucket.refund(want - batch.len());
+            }
+            if batch.is_empty() {
                 tokio::select! {
                     () = stop.cancelled() => break,
-                    () = worker.wake.notified() => {}
-                    () = tokio::time::sleep(worker.poll) => {}
+                    () = worker.wake.notified() => claim = true,
+                    next = handed.recv() => held = next,
+                    () = tokio::time::sleep(worker.poll.saturating_sub(last_claim.elapsed())) => {}
                 }
                 continue;
             }
             if let Ok(mut ids) = worker.in_flight.lock() {
-                ids.extend(claimed.iter().map(|d| d.id.clone()));
+                ids.extend(batch.iter().map(|d| d.id.clone()));
             }
-            let count = u32::try_from(claimed.len()).unwrap_or(u32::MAX);
+            let count = u32::try_from(batch.len()).unwrap_or(u32::MAX);
             // Only this task takes permits, and `want` of them were free.
             let Ok(mut permit) = permits.clone().try_acquire_many_owned(count) else {
                 tracing::error!(sink = %worker.config.name, "Delivery permits were taken by another task; stopping this worker.");
                 break;
             };
-            let batch = worker.sink.max_batch().max(1);
-            let mut claimed = claimed.into_iter().peekable();
-            while claimed.peek().is_some() {
-                let chunk: Vec<ClaimedDelivery> = claimed.by_ref().take(batch).collect();
+            let size = worker.sink.max_batch().max(1);
+            let mut batch = batch.into_iter().peekable();
+            while batch.peek().is_some() {
+                let chunk: Vec<ClaimedDelivery> = batch.by_ref().take(size).collect();
                 let n = u32::try_from(chunk.len()).unwrap_or(u32::MAX);
                 let chunk_permit = permit.split(n as usize).unwrap_or_else(|| {
                     // The last chunk takes what is left.
@@ -117,7 +140,35 @@ impl SinkWorker {
                 sends.spawn(worker.clone().send(chunk, chunk_permit));
             }
         }
+        handed.close();
+        if let Ok(mut ids) = worker.in_flight.lock() {
+            ids.extend(held.map(|h| h.delivery.id));
+            while let Ok(h) = handed.try_recv() {
+                ids.insert(h.delivery.id);
+            }
+        }
         sends
+    }
+
+    /// Claims up to `want` of this sink's due deliveries (none on an error,
+    /// which is logged; the next poll tries again).
+    async fn claim(&self, want: usize) -> Vec<ClaimedDelivery> {
+        let lease_ms = i64::try_from(self.lease.as_millis()).unwrap_or(i64::MAX);
+        match self
+            .store
+            .claim_deliveries(&self.config.name, now_ms(), lease_ms, want)
+            .await
+        {
+            Ok(claimed) => claimed,
+            Err(error) => {
+                tracing::warn!(
+                    sink = %self.config.name,
+                    error = &error as &dyn std::error::Error,
+                    "Could not claim deliveries; trying again."
+                );
+                Vec::new()
+            }
+        }
     }
 
     /// Sends one chunk and reports each delivery's result.
@@ -163,6 +214,17 @@ impl SinkWorker {
                 ids.remove(&delivery.id);
             }
         }
+    }
+}
+
+/// Adds a handed-off delivery to `batch` if its send can still start in
+/// time; one too late to finish inside its lease is left to the claim that
+/// takes it when the lease ends.
+fn take_in_time(batch: &mut Vec<ClaimedDelivery>, h: Handed, now_ms: i64) {
+    if now_ms <= h.send_by_ms {
+        batch.push(h.delivery);
+    } else {
+        tracing::debug!(delivery_id = %h.delivery.id, "Handed-off delivery too late; left to a claim after its lease.");
     }
 }
 

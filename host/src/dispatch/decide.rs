@@ -91,6 +91,7 @@ pub fn raw_to_sinks(job: &DispatchJob, sinks: &[String], now_ms: i64) -> Dispatc
             headers: headers.clone(),
             subject_suffix: None,
             key: Some(job.id.to_string()),
+            leased_until_ms: None,
         })
         .collect();
     DispatchOutcome {
@@ -177,6 +178,7 @@ fn deliveries_of(
             headers: d.headers,
             subject_suffix: d.subject_suffix,
             key: d.key,
+            leased_until_ms: None,
         });
     }
     Ok(deliveries)

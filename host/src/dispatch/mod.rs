@@ -29,7 +29,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::clock::now_ms;
 use crate::config::SourceRoute;
-use crate::deliver::DeliveryWaker;
+use crate::deliver::DeliveryHandoff;
 use crate::plugin::registry::Plugins;
 use crate::store::{DispatchOutcome, Store};
 
@@ -101,7 +101,7 @@ impl Dispatcher {
     pub fn start(
         store: Arc<dyn Store>,
         routes: Routes,
-        waker: DeliveryWaker,
+        handoff: DeliveryHandoff,
     ) -> std::io::Result<Self> {
         let (queue, jobs) = std_mpsc::sync_channel::<DispatchJob>(QUEUE);
         let jobs = Arc::new(Mutex::new(jobs));
@@ -129,7 +129,7 @@ impl Dispatcher {
             overflowed: Arc::new(AtomicU64::new(0)),
         };
         let stop_sweeping = CancellationToken::new();
-        let finisher = tokio::spawn(finish(store.clone(), finished, waker));
+        let finisher = tokio::spawn(finish(store.clone(), finished, handoff));
         let sweeper = tokio::spawn(sweep(store, handle.queue.clone(), stop_sweeping.clone()));
         Ok(Self {
             handle,
@@ -238,26 +238,19 @@ fn dispatch_one(job: &DispatchJob, routes: &Routes) -> DispatchOutcome {
     }
 }
 
-/// Writes outcomes, as many per transaction as are waiting, then wakes the
-/// workers of the sinks that got deliveries.
+/// Writes outcomes, as many per transaction as are waiting, and hands the
+/// deliveries written to their sinks' workers (see [`crate::deliver::handoff`]).
 async fn finish(
     store: Arc<dyn Store>,
     mut outcomes: mpsc::Receiver<DispatchOutcome>,
-    waker: DeliveryWaker,
+    handoff: DeliveryHandoff,
 ) {
     let mut batch = Vec::with_capacity(FINISH_BATCH);
     while outcomes.recv_many(&mut batch, FINISH_BATCH).await > 0 {
         let count = batch.len();
-        let sinks: std::collections::BTreeSet<String> = batch
-            .iter()
-            .flat_map(|o| o.deliveries.iter().map(|d| d.sink.clone()))
-            .collect();
+        let reserved = handoff.reserve(&mut batch);
         match store.finish_dispatch(std::mem::take(&mut batch)).await {
-            Ok(_) => {
-                for sink in &sinks {
-                    waker.wake(sink);
-                }
-            }
+            Ok(applied) => handoff.complete(reserved, &applied),
             Err(error) => {
                 // Nothing of these was written: the events are still
                 // `received`, and a sweep takes them again after their lease.

@@ -98,6 +98,10 @@ pub struct NewDelivery {
     pub subject_suffix: Option<String>,
     /// Message key (NATS message id, Redis entry key).
     pub key: Option<String>,
+    /// Set when the delivery is handed to its sink's worker in memory as
+    /// it is written: the lease that worker holds on it, so no claim
+    /// (of this or another process) takes it meanwhile. `None`: due at once.
+    pub leased_until_ms: Option<i64>,
 }
 
 /// Everything one dispatch of one event writes, in one transaction.

@@ -267,8 +267,11 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// and its deliveries are written in one transaction (one per call), and
     /// only if the event is still `received`: an event that another claimer
     /// finished first is skipped whole, so it never gets two sets of
-    /// deliveries. Returns how many outcomes were applied.
-    async fn finish_dispatch(&self, outcomes: Vec<DispatchOutcome>) -> Result<usize, StoreError>;
+    /// deliveries. Returns, for each outcome in order, whether it was applied.
+    async fn finish_dispatch(
+        &self,
+        outcomes: Vec<DispatchOutcome>,
+    ) -> Result<Vec<bool>, StoreError>;
 
     /// The plugin runs recorded for an event, oldest first.
     async fn plugin_runs(&self, event: &EventId) -> Result<Vec<PluginRunRecord>, StoreError>;

@@ -331,7 +331,10 @@ impl Store for PostgresStore {
         postgres_dispatch::claim(&self.pool, now_ms, lease_ms, limit).await
     }
 
-    async fn finish_dispatch(&self, outcomes: Vec<DispatchOutcome>) -> Result<usize, StoreError> {
+    async fn finish_dispatch(
+        &self,
+        outcomes: Vec<DispatchOutcome>,
+    ) -> Result<Vec<bool>, StoreError> {
         postgres_dispatch::finish(&self.pool, &outcomes).await
     }
 

@@ -33,7 +33,7 @@ const INSERT_RUN: &str = "INSERT INTO plugin_runs \
 const INSERT_DELIVERY: &str = "INSERT INTO deliveries \
     (id, event_id, run_id, seq, sink, payload, headers, subject_suffix, msg_key, \
      next_attempt_at_ms, created_at_ms, source, event_at_ms) \
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, $11, $12)";
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)";
 
 fn db(op: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
     move |source| StoreError::Database {
@@ -67,9 +67,9 @@ pub(super) async fn claim(
 pub(super) async fn finish(
     pool: &PgPool,
     outcomes: &[DispatchOutcome],
-) -> Result<usize, StoreError> {
+) -> Result<Vec<bool>, StoreError> {
     let mut tx = pool.begin().await.map_err(db("begin"))?;
-    let mut applied = 0;
+    let mut applied = Vec::with_capacity(outcomes.len());
     for o in outcomes {
         let due = match &o.outcome {
             EventOutcome::Retry { at_ms, .. } => *at_ms,
@@ -84,10 +84,10 @@ pub(super) async fn finish(
             .await
             .map_err(db("finish event"))?
             .rows_affected();
+        applied.push(changed > 0);
         if changed == 0 {
             continue;
         }
-        applied += 1;
         if let Some(r) = &o.run {
             sqlx::query(INSERT_RUN)
                 .bind(&r.id)
@@ -115,6 +115,7 @@ pub(super) async fn finish(
                 .bind(encode_delivery_headers(&d.headers))
                 .bind(&d.subject_suffix)
                 .bind(&d.key)
+                .bind(d.leased_until_ms.unwrap_or(o.at_ms))
                 .bind(o.at_ms)
                 .bind(&o.source)
                 .bind(o.event_at_ms)

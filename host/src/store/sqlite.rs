@@ -281,7 +281,10 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn finish_dispatch(&self, outcomes: Vec<DispatchOutcome>) -> Result<usize, StoreError> {
+    async fn finish_dispatch(
+        &self,
+        outcomes: Vec<DispatchOutcome>,
+    ) -> Result<Vec<bool>, StoreError> {
         self.on_writer(move |conn| sqlite_dispatch::finish(conn, &outcomes))
             .await
     }

@@ -33,7 +33,7 @@ const INSERT_RUN: &str = "INSERT INTO plugin_runs \
 const INSERT_DELIVERY: &str = "INSERT INTO deliveries \
     (id, event_id, run_id, seq, sink, payload, headers, subject_suffix, msg_key, \
      next_attempt_at_ms, created_at_ms, source, event_at_ms) \
-    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10, ?11, ?12)";
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)";
 
 /// [`super::Store::claim_due_events`], on the writer's connection.
 pub(super) fn claim(
@@ -82,11 +82,11 @@ pub(super) fn claim(
 pub(super) fn finish(
     conn: &mut Connection,
     outcomes: &[DispatchOutcome],
-) -> Result<usize, StoreError> {
+) -> Result<Vec<bool>, StoreError> {
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(sqlite("begin"))?;
-    let mut applied = 0;
+    let mut applied = Vec::with_capacity(outcomes.len());
     {
         let mut event = tx
             .prepare_cached(FINISH_EVENT)
@@ -110,10 +110,10 @@ pub(super) fn finish(
                     o.event_id.as_str()
                 ])
                 .map_err(sqlite("finish event"))?;
+            applied.push(changed > 0);
             if changed == 0 {
                 continue;
             }
-            applied += 1;
             if let Some(r) = &o.run {
                 run.execute(params![
                     r.id,
@@ -141,6 +141,7 @@ pub(super) fn finish(
                         encode_delivery_headers(&d.headers),
                         d.subject_suffix,
                         d.key,
+                        d.leased_until_ms.unwrap_or(o.at_ms),
                         o.at_ms,
                         o.source,
                         o.event_at_ms,

@@ -184,6 +184,7 @@ suite! {
     "multi_thread" deliveries_are_claimed_per_sink_under_a_lease_and_finished_with_history;
     "multi_thread" dead_letters_are_listed_and_sent_again_with_a_fresh_budget;
     "multi_thread" released_deliveries_are_due_at_once;
+    "multi_thread" deliveries_handed_off_in_memory_are_leased_from_the_start;
     "multi_thread" replays_queue_finished_events_for_dispatch_again;
     "multi_thread" retention_purges_done_deliveries_only;
     "multi_thread" concurrent_delivery_claimers_never_share_a_delivery;
@@ -195,8 +196,8 @@ use delivery_cases::{
     concurrent_delivery_claimers_never_share_a_delivery,
     dead_letters_are_listed_and_sent_again_with_a_fresh_budget,
     deliveries_are_claimed_per_sink_under_a_lease_and_finished_with_history,
-    released_deliveries_are_due_at_once, replays_queue_finished_events_for_dispatch_again,
-    retention_purges_done_deliveries_only,
+    deliveries_handed_off_in_memory_are_leased_from_the_start, released_deliveries_are_due_at_once,
+    replays_queue_finished_events_for_dispatch_again, retention_purges_done_deliveries_only,
 };
 
 #[path = "tests_dispatch.rs"]

@@ -42,13 +42,17 @@ async fn with_deliveries(db: &TestDb, count: usize) -> (Arc<dyn Store>, Vec<Even
                     headers: vec![("x-n".into(), i.to_string())],
                     subject_suffix: None,
                     key: None,
+                    leased_until_ms: None,
                 })
                 .collect(),
             at_ms: NOW,
         });
         ids.push(id);
     }
-    assert_eq!(store.finish_dispatch(outcomes).await.unwrap(), count);
+    assert_eq!(
+        store.finish_dispatch(outcomes).await.unwrap(),
+        vec![true; count]
+    );
     (store, ids)
 }
 
@@ -282,6 +286,66 @@ pub(super) async fn released_deliveries_are_due_at_once(db: TestDb) {
         .unwrap();
     let again: Vec<String> = again.into_iter().map(|d| d.id).collect();
     assert_eq!(again, ids);
+    store.close().await;
+}
+
+pub(super) async fn deliveries_handed_off_in_memory_are_leased_from_the_start(db: TestDb) {
+    let store = crate::store::open(&db.config(GroupCommitConfig::default()))
+        .await
+        .unwrap();
+    let mut ev = event("github", "handed");
+    ev.received_at_ms = NOW - DISPATCH_GRACE_MS - 1;
+    let id = store.insert_event(ev).await.unwrap().id;
+    let ids = [delivery_id(0), delivery_id(1)];
+    let delivery = |seq: u32, leased_until_ms| NewDelivery {
+        id: ids[seq as usize].clone(),
+        seq,
+        sink: "archive".into(),
+        payload: b"p".to_vec(),
+        headers: Vec::new(),
+        subject_suffix: None,
+        key: None,
+        leased_until_ms,
+    };
+    let applied = store
+        .finish_dispatch(vec![DispatchOutcome {
+            event_id: id.clone(),
+            source: "github".into(),
+            event_at_ms: NOW - 1_000,
+            outcome: EventOutcome::Processed,
+            run: None,
+            deliveries: vec![delivery(0, Some(NOW + 60_000)), delivery(1, None)],
+            at_ms: NOW,
+        }])
+        .await
+        .unwrap();
+    assert_eq!(applied, vec![true]);
+    let now: Vec<String> = store
+        .claim_deliveries("archive", NOW, 120_000, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|d| d.id)
+        .collect();
+    assert_eq!(now, [ids[1].clone()], "the handed-off one is not claimable");
+    let records = store.deliveries(&id).await.unwrap();
+    assert_eq!(
+        (records[0].created_at_ms, records[0].next_attempt_at_ms),
+        (NOW, NOW + 60_000),
+        "created when written, due when its lease ends"
+    );
+    let later: Vec<String> = store
+        .claim_deliveries("archive", NOW + 60_000, 60_000, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|d| d.id)
+        .collect();
+    assert_eq!(
+        later,
+        [ids[0].clone()],
+        "claimable once its lease ran out (a crash)"
+    );
     store.close().await;
 }
 

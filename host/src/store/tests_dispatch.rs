@@ -35,6 +35,7 @@ fn delivery(seq: u32, sink: &str) -> NewDelivery {
         headers: vec![("content-type".into(), "application/json".into())],
         subject_suffix: Some("push".into()),
         key: Some("d-0".into()),
+        leased_until_ms: None,
     }
 }
 
@@ -92,7 +93,7 @@ pub(super) async fn claims_lease_events_and_outcomes_land_with_runs_and_deliveri
         ])
         .await
         .unwrap();
-    assert_eq!(applied, 3);
+    assert_eq!(applied, vec![true, true, true]);
 
     let first = store.get_event(&ids[0]).await.unwrap().unwrap();
     assert_eq!(
@@ -158,7 +159,7 @@ pub(super) async fn claims_lease_events_and_outcomes_land_with_runs_and_deliveri
         )])
         .await
         .unwrap();
-    assert_eq!(late, 0);
+    assert_eq!(late, vec![false]);
     assert_eq!(store.deliveries(&ids[0]).await.unwrap().len(), 2);
     assert_eq!(store.plugin_runs(&ids[0]).await.unwrap().len(), 1);
 
