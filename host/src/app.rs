@@ -11,7 +11,9 @@ use axum::Router;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::Config;
+use crate::admin::{self, AdminState, Metrics};
+use crate::backlog::BacklogWatch;
+use crate::config::{AdminConfig, Config};
 use crate::deliver::{Deliverer, DeliveryOptions};
 use crate::dispatch::{Dispatcher, Routes};
 use crate::ingest::{self, IngestState, PeerAddr};
@@ -56,6 +58,7 @@ pub async fn run(
             .collect(),
         plugins: plugins.clone(),
     };
+    let metrics = Arc::new(Metrics::new());
     let deliverer = Deliverer::start(
         store.clone(),
         sinks,
@@ -64,9 +67,11 @@ pub async fn run(
             lease: config.delivery.lease,
             grace: config.server.shutdown_timeout,
         },
+        metrics.clone(),
     );
-    let dispatcher = Dispatcher::start(store.clone(), routes, deliverer.handoff())
+    let dispatcher = Dispatcher::start(store.clone(), routes, deliverer.handoff(), metrics.clone())
         .context("starting the dispatch workers")?;
+    let backlog = Arc::new(BacklogWatch::new(config.server.max_backlog));
 
     let state = IngestState {
         sources: Arc::new(config.sources.clone()),
@@ -79,6 +84,8 @@ pub async fn run(
         },
         trusted_proxies: Arc::new(config.server.trusted_proxies.clone()),
         dispatch: Some(dispatcher.handle()),
+        metrics: metrics.clone(),
+        backlog: Some(backlog.clone()),
     };
     let app: Router = ingest::router(state);
 
@@ -89,6 +96,29 @@ pub async fn run(
         stop.cancel();
     });
 
+    let counting = tokio::spawn(
+        backlog
+            .clone()
+            .run(store.clone(), BACKLOG_EVERY, token.clone()),
+    );
+    let admin = match &config.admin {
+        Some(admin) => Some(
+            serve_admin(
+                admin,
+                AdminState {
+                    token: admin.token.clone().map(Arc::new),
+                    store: store.clone(),
+                    plugins: plugins.clone(),
+                    metrics: metrics.clone(),
+                    backlog: backlog.clone(),
+                    dispatch: Some(dispatcher.handle()),
+                },
+                token.clone(),
+            )
+            .await?,
+        ),
+        None => None,
+    };
     let reloader = reload::watch(plugins, token.clone()).context("watching plugin files")?;
 
     // Retention runs beside ingest and stops with it (a purge in progress
@@ -113,6 +143,10 @@ pub async fn run(
     }
     token.cancel();
     let _ = purges.await;
+    let _ = counting.await;
+    if let Some(admin) = admin {
+        let _ = admin.await;
+    }
     reloader.join().await;
     // Outcomes already computed are written; events still queued stay
     // `received` and are dispatched at the next start.
@@ -124,6 +158,40 @@ pub async fn run(
     store.close().await;
     tracing::info!("Stopped.");
     Ok(())
+}
+
+/// How often the undelivered backlog is counted (backpressure, metrics).
+const BACKLOG_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Binds the admin listener and serves it until `token` is cancelled.
+async fn serve_admin(
+    config: &AdminConfig,
+    state: AdminState,
+    token: CancellationToken,
+) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    let listener = TcpListener::bind(config.listen).await.with_context(|| {
+        format!(
+            "binding the admin listener on {} (admin.listen)",
+            config.listen
+        )
+    })?;
+    if config.token.is_none() {
+        tracing::warn!(listen = %config.listen, "Admin API open without a token (loopback only); set admin.token to require one.");
+    }
+    tracing::info!(listen = %config.listen, "Admin listener up.");
+    let app = admin::router(state);
+    Ok(tokio::spawn(async move {
+        let stopped = async move { token.cancelled().await };
+        if let Err(error) = axum::serve(listener, app)
+            .with_graceful_shutdown(stopped)
+            .await
+        {
+            tracing::error!(
+                error = &error as &dyn std::error::Error,
+                "Admin listener failed."
+            );
+        }
+    }))
 }
 
 async fn serve(

@@ -21,7 +21,9 @@
 //! Around them: [`secret`] (values that never print), [`cidr`] (IP allow-lists), [`telemetry`] (logs),
 //! [`tls`] (rustls acceptor), [`shutdown`] (signals).
 
+pub mod admin;
 pub mod app;
+pub mod backlog;
 pub mod cidr;
 mod civil;
 pub mod cli;

@@ -1,6 +1,7 @@
 //! End-to-end tests: the real router on real sockets and real databases.
 //! One integration test binary; one module per area.
 
+mod admin;
 mod allow_ips;
 mod cli;
 mod delivery;

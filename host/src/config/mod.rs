@@ -14,12 +14,14 @@ use std::path::{Path, PathBuf};
 mod interpolate;
 mod raw;
 mod validate;
+mod validate_admin;
 mod validate_routes;
 mod validate_sinks;
 
 pub use validate::{
     Config, DeliverySettings, RuntimeSettings, ServerConfig, SourceConfig, TlsConfig,
 };
+pub use validate_admin::AdminConfig;
 pub use validate_routes::{PluginConfig, SourceRoute};
 pub use validate_sinks::{
     AmqpSinkConfig, FileSinkConfig, FsyncPolicy, HttpSinkConfig, NatsSinkConfig, RedisSinkConfig,

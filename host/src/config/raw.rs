@@ -25,6 +25,16 @@ pub(super) struct RawConfig {
     pub(super) runtime: RawRuntime,
     #[serde(default)]
     pub(super) delivery: RawDelivery,
+    pub(super) admin: Option<RawAdmin>,
+}
+
+/// `[admin]`: the operators' listener (absent: none).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawAdmin {
+    pub(super) listen: String,
+    #[serde(default)]
+    pub(super) token: Option<Secret>,
 }
 
 /// `[delivery]`: the delivery workers.
@@ -70,6 +80,7 @@ pub(super) struct RawServer {
     pub(super) tls: Option<RawTls>,
     pub(super) shutdown_timeout_s: u64,
     pub(super) trusted_proxies: Vec<String>,
+    pub(super) max_backlog: u64,
 }
 
 impl Default for RawServer {
@@ -80,6 +91,7 @@ impl Default for RawServer {
             tls: None,
             shutdown_timeout_s: 30,
             trusted_proxies: Vec::new(),
+            max_backlog: 1_000_000,
         }
     }
 }

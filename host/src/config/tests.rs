@@ -39,6 +39,7 @@ fn shipped_router_toml_loads_and_matches_code_defaults() {
         defaults.server.shutdown_timeout
     );
     assert_eq!(config.store.url, defaults.store.url);
+    assert_eq!(config.server.max_backlog, defaults.server.max_backlog);
     assert_eq!(
         config.store.sqlite_synchronous,
         defaults.store.sqlite_synchronous
@@ -268,4 +269,47 @@ fn tolerance_is_refused_where_no_timestamp_is_signed() {
         );
         assert!(msg.contains("no timestamp"), "{preset}: {msg}");
     }
+}
+
+#[test]
+fn an_admin_listener_off_loopback_needs_a_token() {
+    let public = "[admin]\nlisten = \"0.0.0.0:8081\"\n";
+    let message = err(public);
+    assert!(message.contains("key `admin.token`"), "{message}");
+    assert!(message.contains("not a loopback address"), "{message}");
+    // An empty interpolation (`${HOOKYARD_ADMIN_TOKEN:-}`, unset) is no token.
+    assert!(err("[admin]\nlisten = \"0.0.0.0:8081\"\ntoken = \"\"\n").contains("admin.token"));
+    let short = err("[admin]\nlisten = \"127.0.0.1:8081\"\ntoken = \"short\"\n");
+    assert!(
+        short.contains("at least 16 characters") && !short.contains("short\""),
+        "{short}"
+    );
+
+    let loopback = parse(
+        Path::new("r.toml"),
+        "[admin]\nlisten = \"127.0.0.1:8081\"\n",
+        &no_env,
+    )
+    .unwrap();
+    let admin = loopback.admin.unwrap();
+    assert!(admin.token.is_none());
+    let text = "[admin]\nlisten = \"[::]:8081\"\ntoken = \"${TOKEN}\"\n";
+    let env = |n: &str| (n == "TOKEN").then(|| "a-long-enough-admin-token".to_string());
+    let public = parse(Path::new("r.toml"), text, &env)
+        .unwrap()
+        .admin
+        .unwrap();
+    assert_eq!(public.token.unwrap().expose(), "a-long-enough-admin-token");
+    assert!(format!("{:?}", parse(Path::new("r.toml"), text, &env).unwrap()).contains("***"));
+    assert!(parse(Path::new("empty.toml"), "", &no_env)
+        .unwrap()
+        .admin
+        .is_none());
+}
+
+#[test]
+fn max_backlog_must_be_positive() {
+    assert!(err("[server]\nmax_backlog = 0\n").contains("key `server.max_backlog`"));
+    let defaults = parse(Path::new("empty.toml"), "", &no_env).unwrap();
+    assert_eq!(defaults.server.max_backlog, 1_000_000);
 }

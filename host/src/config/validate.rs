@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::raw::{RawConfig, RawServer, RawSource, RawStore};
+use super::validate_admin::{validate_admin, AdminConfig};
 use super::validate_routes::{
     source_route, valid_name, validate_plugins, PluginConfig, SourceRoute,
 };
@@ -36,6 +37,8 @@ pub struct Config {
     pub runtime: RuntimeSettings,
     /// `[delivery]`.
     pub delivery: DeliverySettings,
+    /// `[admin]`, when the operators' listener is on.
+    pub admin: Option<AdminConfig>,
 }
 
 /// `[delivery]`, typed.
@@ -73,6 +76,9 @@ pub struct ServerConfig {
     pub shutdown_timeout: Duration,
     /// Peers whose `X-Forwarded-For` names the client (reverse proxies).
     pub trusted_proxies: CidrList,
+    /// Undelivered events (undispatched plus pending deliveries) past
+    /// which ingest answers 503 with `Retry-After`.
+    pub max_backlog: u64,
 }
 
 /// `[server.tls]`, typed.
@@ -152,6 +158,10 @@ pub(super) fn validate(
         lease: Duration::from_secs(raw.delivery.lease_s),
         poll: Duration::from_millis(raw.delivery.poll_ms),
     };
+    let admin = raw
+        .admin
+        .map(|admin| validate_admin(admin, &invalid))
+        .transpose()?;
     Ok(Config {
         file,
         server,
@@ -161,6 +171,7 @@ pub(super) fn validate(
         sinks,
         runtime,
         delivery,
+        admin,
     })
 }
 
@@ -190,7 +201,14 @@ fn validate_server(raw: RawServer, invalid: &Invalid<'_>) -> Result<ServerConfig
         key: t.key.into(),
     });
     let trusted_proxies = cidr_list("server.trusted_proxies", &raw.trusted_proxies, invalid)?;
+    if raw.max_backlog == 0 {
+        return Err(invalid(
+            "server.max_backlog".into(),
+            "a number of events above 0".into(),
+        ));
+    }
     Ok(ServerConfig {
+        max_backlog: raw.max_backlog,
         listen,
         max_body_bytes,
         tls,

@@ -24,6 +24,7 @@ use tokio::sync::{mpsc, Notify};
 use tokio::task::{JoinHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
 
+use crate::admin::Metrics;
 use crate::clock::now_ms;
 use crate::config::{SinkConfig, SinkKind};
 use crate::sinks::Sink;
@@ -87,6 +88,7 @@ impl Deliverer {
         store: Arc<dyn Store>,
         sinks: BTreeMap<String, (SinkConfig, Arc<dyn Sink>)>,
         options: DeliveryOptions,
+        metrics: Arc<Metrics>,
     ) -> Self {
         let (results, finished) = mpsc::channel::<DeliveryResult>(FINISH_BATCH * 4);
         let stop = CancellationToken::new();
@@ -118,6 +120,7 @@ impl Deliverer {
                 due,
                 in_flight: in_flight.clone(),
                 poll: options.poll,
+                metrics: metrics.clone(),
             };
             workers.push(tokio::spawn(worker.run(handed, stop.clone())));
         }

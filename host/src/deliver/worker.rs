@@ -20,6 +20,8 @@ use tokio_util::sync::CancellationToken;
 use super::handoff::Handed;
 use super::rate::TokenBucket;
 use super::retry;
+use crate::admin::metrics::{DeliveryLabels, SinkLabel};
+use crate::admin::Metrics;
 use crate::clock::now_ms;
 use crate::config::SinkConfig;
 use crate::sinks::{Outbound, SendOutcome, Sink};
@@ -44,6 +46,8 @@ pub(super) struct SinkWorker {
     pub(super) lease: Duration,
     /// Longest wait between two claims when nothing is due.
     pub(super) poll: Duration,
+    /// Where attempts are counted.
+    pub(super) metrics: Arc<Metrics>,
 }
 
 impl SinkWorker {
@@ -195,9 +199,21 @@ impl SinkWorker {
         };
         let at_ms = now_ms();
         let duration_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        let sink = SinkLabel {
+            sink: self.config.name.clone(),
+        };
+        self.metrics
+            .delivery_duration
+            .get_or_create(&sink)
+            .observe(duration_us as f64 / 1e6);
+        self.metrics
+            .delivery_attempts
+            .get_or_create(&sink)
+            .inc_by(chunk.len() as u64);
         for (delivery, sent) in chunk.iter().zip(outcomes) {
             let outcome = retry::decide(&self.config.retry, delivery, sent, at_ms, fastrand::f64());
             log_attempt(&self.config.name, delivery, &outcome);
+            self.count_attempt(&outcome);
             let result = DeliveryResult {
                 id: delivery.id.clone(),
                 attempt: delivery.attempts.saturating_add(1),
@@ -214,6 +230,24 @@ impl SinkWorker {
                 ids.remove(&delivery.id);
             }
         }
+    }
+}
+
+impl SinkWorker {
+    fn count_attempt(&self, outcome: &crate::store::AttemptOutcome) {
+        use crate::store::AttemptOutcome;
+        let outcome = match outcome {
+            AttemptOutcome::Delivered => "delivered",
+            AttemptOutcome::Retry { .. } => "retry",
+            AttemptOutcome::Dead { .. } => "dead",
+        };
+        self.metrics
+            .deliveries
+            .get_or_create(&DeliveryLabels {
+                sink: self.config.name.clone(),
+                outcome: outcome.into(),
+            })
+            .inc();
     }
 }
 

@@ -27,11 +27,13 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use crate::admin::metrics::{EventLabels, PluginLabel};
+use crate::admin::Metrics;
 use crate::clock::now_ms;
 use crate::config::SourceRoute;
 use crate::deliver::DeliveryHandoff;
 use crate::plugin::registry::Plugins;
-use crate::store::{DispatchOutcome, Store};
+use crate::store::{DispatchOutcome, EventOutcome, Store};
 
 pub mod decide;
 mod job;
@@ -75,6 +77,11 @@ impl DispatchHandle {
             self.overflowed.fetch_add(1, Ordering::Relaxed);
         }
     }
+
+    /// Events the full queue left to the sweeper so far.
+    pub fn overflowed(&self) -> u64 {
+        self.overflowed.load(Ordering::Relaxed)
+    }
 }
 
 /// The running dispatch stage.
@@ -102,6 +109,7 @@ impl Dispatcher {
         store: Arc<dyn Store>,
         routes: Routes,
         handoff: DeliveryHandoff,
+        metrics: Arc<Metrics>,
     ) -> std::io::Result<Self> {
         let (queue, jobs) = std_mpsc::sync_channel::<DispatchJob>(QUEUE);
         let jobs = Arc::new(Mutex::new(jobs));
@@ -129,7 +137,7 @@ impl Dispatcher {
             overflowed: Arc::new(AtomicU64::new(0)),
         };
         let stop_sweeping = CancellationToken::new();
-        let finisher = tokio::spawn(finish(store.clone(), finished, handoff));
+        let finisher = tokio::spawn(finish(store.clone(), finished, handoff, metrics));
         let sweeper = tokio::spawn(sweep(store, handle.queue.clone(), stop_sweeping.clone()));
         Ok(Self {
             handle,
@@ -244,13 +252,22 @@ async fn finish(
     store: Arc<dyn Store>,
     mut outcomes: mpsc::Receiver<DispatchOutcome>,
     handoff: DeliveryHandoff,
+    metrics: Arc<Metrics>,
 ) {
     let mut batch = Vec::with_capacity(FINISH_BATCH);
     while outcomes.recv_many(&mut batch, FINISH_BATCH).await > 0 {
         let count = batch.len();
+        let labels: Vec<EventLabels> = batch.iter().map(|o| record_run(&metrics, o)).collect();
         let reserved = handoff.reserve(&mut batch);
         match store.finish_dispatch(std::mem::take(&mut batch)).await {
-            Ok(applied) => handoff.complete(reserved, &applied),
+            Ok(applied) => {
+                handoff.complete(reserved, &applied);
+                for (labels, applied) in labels.iter().zip(applied) {
+                    if applied {
+                        metrics.events.get_or_create(labels).inc();
+                    }
+                }
+            }
             Err(error) => {
                 // Nothing of these was written: the events are still
                 // `received`, and a sweep takes them again after their lease.
@@ -261,6 +278,35 @@ async fn finish(
                 );
             }
         }
+    }
+}
+
+/// Records a plugin call's time and fuel; returns the labels its event is
+/// counted under once written.
+fn record_run(metrics: &Metrics, outcome: &DispatchOutcome) -> EventLabels {
+    let plugin = outcome.run.as_ref().map_or("-", |r| r.plugin.as_str());
+    if let Some(run) = &outcome.run {
+        let label = PluginLabel {
+            plugin: run.plugin.clone(),
+        };
+        metrics
+            .plugin_duration
+            .get_or_create(&label)
+            .observe(run.duration_us as f64 / 1e6);
+        metrics
+            .plugin_fuel
+            .get_or_create(&label)
+            .observe(run.fuel_used as f64);
+    }
+    let result = match &outcome.outcome {
+        EventOutcome::Processed => "processed",
+        EventOutcome::Dropped(_) => "dropped",
+        EventOutcome::Failed(_) => "failed",
+        EventOutcome::Retry { .. } => "retry",
+    };
+    EventLabels {
+        plugin: plugin.to_string(),
+        outcome: result.to_string(),
     }
 }
 

@@ -44,6 +44,10 @@ pub enum IngestError {
     /// The store's write queue is full; the provider should retry later.
     #[error("too many requests are waiting to be stored")]
     Overloaded,
+    /// More events wait for delivery than `server.max_backlog`; the
+    /// provider should retry later.
+    #[error("too many events are waiting to be delivered; retry later")]
+    BacklogFull,
     /// The store failed; nothing was acknowledged.
     #[error("the event could not be stored")]
     Store(#[source] StoreError),
@@ -66,8 +70,10 @@ pub(super) struct InternalFault(pub(super) Arc<IngestError>);
 #[derive(Clone, Copy, Debug)]
 pub(super) struct Refused(pub(super) &'static str);
 
-/// Seconds a provider should wait before retrying after a 503.
+/// Seconds a provider should wait before retrying after a 503: a full
+/// write queue clears in moments, a delivery backlog takes longer.
 const RETRY_AFTER_S: &str = "1";
+const BACKLOG_RETRY_AFTER_S: &str = "30";
 
 impl IngestError {
     fn status_and_code(&self) -> (StatusCode, &'static str) {
@@ -91,6 +97,7 @@ impl IngestError {
                 (StatusCode::UNAUTHORIZED, "timestamp_out_of_window")
             }
             Self::Overloaded => (StatusCode::SERVICE_UNAVAILABLE, "overloaded"),
+            Self::BacklogFull => (StatusCode::SERVICE_UNAVAILABLE, "backlog_full"),
             Self::Store(_) => (StatusCode::SERVICE_UNAVAILABLE, "store_unavailable"),
         }
     }
@@ -111,9 +118,14 @@ impl IntoResponse for IngestError {
         let body = Json(json!({ "error": { "code": code, "message": message } }));
         let mut response = (status, body).into_response();
         if status == StatusCode::SERVICE_UNAVAILABLE {
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_S));
+            response.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from_static(if matches!(self, Self::BacklogFull) {
+                    BACKLOG_RETRY_AFTER_S
+                } else {
+                    RETRY_AFTER_S
+                }),
+            );
         }
         response.extensions_mut().insert(Refused(code));
         if matches!(self, Self::Store(_)) {
@@ -174,6 +186,7 @@ mod tests {
                 "body_too_large",
             ),
             (IngestError::Overloaded, 503, "overloaded"),
+            (IngestError::BacklogFull, 503, "backlog_full"),
         ];
         for (err, status, code) in cases {
             assert_eq!(err.code(), code);

@@ -52,6 +52,10 @@ pub(super) async fn receive(
             }
         }
     }
+    // Refused before the body is read: the provider keeps it and retries.
+    if state.backlog.as_ref().is_some_and(|b| b.over()) {
+        return Err(IngestError::BacklogFull);
+    }
     let body = raw_body(&headers, body, state.max_body_bytes).await?;
 
     let now = SystemTime::now()

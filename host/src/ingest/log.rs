@@ -1,15 +1,26 @@
 //! One log line per webhook request: source, status, event id, duplicate
 //! flag and latency (or the refusal's code, or that a handshake was
-//! answered). Internal faults are logged here, once, with their chain.
+//! answered). Internal faults are logged here, once, with their chain. The
+//! same facts go to the request metrics.
 
+use std::sync::Arc;
 use std::time::Instant;
 
-use axum::extract::Request;
+use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
 
 use super::error::{InternalFault, Refused};
+use crate::admin::Metrics;
 use crate::store::EventId;
+
+/// Refusal codes that mean the signature check failed.
+const VERIFY_CODES: [&str; 4] = [
+    "missing_signature",
+    "malformed_signature",
+    "invalid_signature",
+    "timestamp_out_of_window",
+];
 
 /// What the handler tells the log line about an acknowledged event.
 #[derive(Clone, Debug)]
@@ -22,8 +33,12 @@ pub(super) struct Outcome {
 #[derive(Clone, Copy, Debug)]
 pub(super) struct HandshakeAnswered;
 
-/// Middleware: times the request and logs its outcome.
-pub(super) async fn log_request(request: Request, next: Next) -> Response {
+/// Middleware: times the request, logs its outcome and counts it.
+pub(super) async fn log_request(
+    State(metrics): State<Arc<Metrics>>,
+    request: Request,
+    next: Next,
+) -> Response {
     let started = Instant::now();
     let source = request
         .uri()
@@ -32,8 +47,23 @@ pub(super) async fn log_request(request: Request, next: Next) -> Response {
         .unwrap_or("")
         .to_string();
     let response = next.run(request).await;
-    let latency_us = started.elapsed().as_micros() as u64;
+    let latency = started.elapsed();
+    let latency_us = latency.as_micros() as u64;
     let status = response.status().as_u16();
+    let code = response.extensions().get::<Refused>().map_or("ok", |r| r.0);
+    // A path naming no configured source is counted without its name: any
+    // client could otherwise mint label values without bound.
+    let configured = !matches!(code, "unknown_source" | "not_found" | "method_not_allowed");
+    metrics.request(if configured { &source } else { "" }, status, code, latency);
+    if VERIFY_CODES.contains(&code) {
+        metrics
+            .verification_failures
+            .get_or_create(&crate::admin::metrics::VerifyLabels {
+                source: source.clone(),
+                reason: code.to_string(),
+            })
+            .inc();
+    }
     if let Some(fault) = response.extensions().get::<InternalFault>() {
         tracing::error!(
             %source, status, latency_us, error = error_chain(&*fault.0),
@@ -47,7 +77,6 @@ pub(super) async fn log_request(request: Request, next: Next) -> Response {
     } else if response.extensions().get::<HandshakeAnswered>().is_some() {
         tracing::info!(%source, status, latency_us, "Handshake answered; nothing stored.");
     } else {
-        let code = response.extensions().get::<Refused>().map_or("", |r| r.0);
         tracing::info!(%source, status, code, latency_us, "Webhook refused.");
     }
     response

@@ -37,6 +37,10 @@ pub struct IngestState {
     /// Where newly stored events are handed over for dispatch (`None`:
     /// store only, as in ingest-only tests and benchmarks).
     pub dispatch: Option<crate::dispatch::DispatchHandle>,
+    /// Where request counts and latencies go.
+    pub metrics: Arc<crate::admin::Metrics>,
+    /// The undelivered backlog (`None`: never refuse for it).
+    pub backlog: Option<Arc<crate::backlog::BacklogWatch>>,
 }
 
 /// The ingest routes with their per-request log line. Serve them with
@@ -49,6 +53,9 @@ pub fn router(state: IngestState) -> Router {
         // for paths and methods that do not exist.
         .fallback(|| async { IngestError::NotFound })
         .method_not_allowed_fallback(|| async { IngestError::MethodNotAllowed })
-        .layer(axum::middleware::from_fn(log::log_request))
+        .layer(axum::middleware::from_fn_with_state(
+            state.metrics.clone(),
+            log::log_request,
+        ))
         .with_state(state)
 }

@@ -188,6 +188,8 @@ pub struct Backlog {
     pub undispatched: u64,
     /// Deliveries not yet sent (status `pending`).
     pub pending_deliveries: u64,
+    /// Dead-lettered deliveries (status `dead`).
+    pub dead_deliveries: u64,
 }
 
 /// The `deliveries.headers` column: JSON of the header pairs.

@@ -160,9 +160,10 @@ pub(super) async fn deliveries(
 }
 
 pub(super) async fn backlog(pool: &PgPool) -> Result<Backlog, StoreError> {
-    let (undispatched, pending): (i64, i64) = sqlx::query_as(
+    let (undispatched, pending, dead): (i64, i64, i64) = sqlx::query_as(
         "SELECT (SELECT COUNT(*) FROM events WHERE status = 'received'), \
-                (SELECT COUNT(*) FROM deliveries WHERE status = 'pending')",
+                (SELECT COUNT(*) FROM deliveries WHERE status = 'pending'), \
+                (SELECT COUNT(*) FROM deliveries WHERE status = 'dead')",
     )
     .fetch_one(pool)
     .await
@@ -170,5 +171,6 @@ pub(super) async fn backlog(pool: &PgPool) -> Result<Backlog, StoreError> {
     Ok(Backlog {
         undispatched: u64::try_from(undispatched).unwrap_or_default(),
         pending_deliveries: u64::try_from(pending).unwrap_or_default(),
+        dead_deliveries: u64::try_from(dead).unwrap_or_default(),
     })
 }

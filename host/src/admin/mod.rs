@@ -1,0 +1,114 @@
+//! The operators' listener (`[admin] listen`): health, Prometheus metrics
+//! and the JSON API. Every route but health requires the bearer token.
+
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
+use axum::http::{header, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::json;
+use subtle::ConstantTimeEq;
+
+use crate::backlog::BacklogWatch;
+use crate::dispatch::DispatchHandle;
+use crate::plugin::registry::Plugins;
+use crate::secret::Secret;
+use crate::store::Store;
+
+mod health;
+pub mod metrics;
+
+pub use metrics::Metrics;
+
+/// What the admin routes read.
+#[derive(Clone, Debug)]
+pub struct AdminState {
+    /// `[admin] token`; `None` leaves the routes open (loopback only).
+    pub token: Option<Arc<Secret>>,
+    /// The store.
+    pub store: Arc<dyn Store>,
+    /// The loaded plugins.
+    pub plugins: Arc<Plugins>,
+    /// The metric families.
+    pub metrics: Arc<Metrics>,
+    /// The last backlog count.
+    pub backlog: Arc<BacklogWatch>,
+    /// The dispatch hand-off (its overflow count).
+    pub dispatch: Option<DispatchHandle>,
+}
+
+/// The admin routes.
+pub fn router(state: AdminState) -> Router {
+    let protected =
+        Router::new()
+            .route("/metrics", get(scrape))
+            .layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                require_token,
+            ));
+    Router::new()
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .merge(protected)
+        .fallback(|| async { error(StatusCode::NOT_FOUND, "not_found", "no such admin route") })
+        .with_state(state)
+}
+
+/// `GET /metrics`: every family in the OpenMetrics text format.
+async fn scrape(State(state): State<AdminState>) -> Response {
+    let text = state.metrics.encode(&metrics::Snapshot {
+        backlog: state.backlog.last(),
+        plugins: Some(&state.plugins),
+        dispatch_overflow: state
+            .dispatch
+            .as_ref()
+            .map_or(0, DispatchHandle::overflowed),
+    });
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response()
+}
+
+/// Refuses a request without `Authorization: Bearer <token>` (compared in
+/// constant time), 401 with a `WWW-Authenticate` challenge.
+async fn require_token(State(state): State<AdminState>, request: Request, next: Next) -> Response {
+    let Some(token) = &state.token else {
+        return next.run(request).await;
+    };
+    let presented = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    if bool::from(presented.as_bytes().ct_eq(token.expose().as_bytes())) {
+        return next.run(request).await;
+    }
+    let mut response = error(
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+        "this admin route needs `Authorization: Bearer <admin.token>`",
+    );
+    response.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        header::HeaderValue::from_static("Bearer"),
+    );
+    response
+}
+
+/// The admin API's error shape (the same as ingest's).
+pub(crate) fn error(status: StatusCode, code: &'static str, message: &str) -> Response {
+    (
+        status,
+        Json(json!({ "error": { "code": code, "message": message } })),
+    )
+        .into_response()
+}

@@ -1,0 +1,232 @@
+//! The admin listener end to end: health open, every other route behind
+//! the bearer token, metrics that move with real traffic and never carry a
+//! secret, and backpressure that refuses webhooks past `server.max_backlog`
+//! and recovers by itself once the backlog drains.
+
+use std::time::{Duration, Instant};
+
+use hookyard_tests::receiver::{free_port, Receiver, Script};
+use hookyard_tests::{client, config_toml, sign, sqlite_url, InProcess};
+
+const TOKEN: &str = "admin-token-for-the-tests-0123456789";
+
+/// The preset sources, plus `raw` (no verification) to `sinks`, the sinks
+/// in `sinks_toml`, an admin listener on `admin_port` and `max_backlog`.
+fn config(
+    dir: &std::path::Path,
+    admin_port: u16,
+    max_backlog: u64,
+    sinks_toml: &str,
+    sinks: &str,
+) -> String {
+    let server = format!(
+        "max_backlog = {max_backlog}\n\n[admin]\nlisten = \"127.0.0.1:{admin_port}\"\ntoken = \"{TOKEN}\"\n\n[delivery]\npoll_ms = 50\nlease_s = 5\n"
+    );
+    format!(
+        "{}\n[sources.raw]\nverify = \"none\"\nsinks = [{sinks}]\n{sinks_toml}",
+        config_toml(&sqlite_url(dir), &server)
+    )
+}
+
+async fn scrape(port: u16, token: Option<&str>) -> reqwest::Response {
+    let mut request = client().get(format!("http://127.0.0.1:{port}/metrics"));
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    request.send().await.unwrap()
+}
+
+/// The value of the sample named exactly `series` (0 when absent).
+fn sample(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+        .map_or(0.0, |v| v.trim().parse().unwrap())
+}
+
+/// Scrapes until `series` reaches `at_least`.
+async fn wait_for_sample(port: u16, series: &str, at_least: f64) -> String {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let text = scrape(port, Some(TOKEN)).await.text().await.unwrap();
+        if sample(&text, series) >= at_least {
+            return text;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{series} never reached {at_least}:\n{text}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn health_is_open_the_rest_needs_the_token_and_the_metrics_move() {
+    let tmp = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let archive = "[sinks.archive]\ntype = \"file\"\npath = \"archive/{source}.jsonl\"\n";
+    let router = InProcess::start_with(
+        tmp.path(),
+        &config(tmp.path(), port, 1_000, archive, "\"archive\""),
+    )
+    .await;
+
+    // The admin listener binds once the store is open: wait for it.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let health = loop {
+        match client()
+            .get(format!("http://127.0.0.1:{port}/healthz"))
+            .send()
+            .await
+        {
+            Ok(answer) => break answer,
+            Err(error) => assert!(
+                Instant::now() < deadline,
+                "admin listener never up: {error}"
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(health.status(), 200);
+    let ready = client()
+        .get(format!("http://127.0.0.1:{port}/readyz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 200);
+    let ready: serde_json::Value = ready.json().await.unwrap();
+    assert_eq!(ready["status"], "ready");
+    assert_eq!(ready["store"], "ok");
+
+    let none = scrape(port, None).await;
+    assert_eq!(none.status(), 401);
+    assert_eq!(none.headers()["www-authenticate"], "Bearer");
+    let body: serde_json::Value = none.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "unauthorized");
+    assert_eq!(
+        scrape(port, Some("admin-token-for-the-tests-0123456780"))
+            .await
+            .status(),
+        401
+    );
+    let before = scrape(port, Some(TOKEN)).await;
+    assert_eq!(before.status(), 200);
+    let before = before.text().await.unwrap();
+
+    let ok = r#"hookyard_requests_total{source="raw",status="200",code="ok"}"#;
+    let forged =
+        r#"hookyard_verification_failures_total{source="github",reason="invalid_signature"}"#;
+    let dispatched = r#"hookyard_events_dispatched_total{plugin="-",outcome="processed"}"#;
+    let delivered = r#"hookyard_deliveries_total{sink="archive",outcome="delivered"}"#;
+    assert_eq!(sample(&before, ok), 0.0);
+    assert_eq!(sample(&before, delivered), 0.0);
+
+    for i in 0..3 {
+        let answer = client()
+            .post(router.webhook("raw"))
+            .body(format!("{{\"n\":{i}}}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), 200);
+    }
+    let body = br#"{"zen":"forged"}"#;
+    let headers = sign::github("not-the-configured-secret", "forged-1", body);
+    let refused = hookyard_tests::post(&router.webhook("github"), &headers, body).await;
+    assert_eq!(refused.status(), 401);
+
+    let after = wait_for_sample(port, delivered, 3.0).await;
+    assert_eq!(sample(&after, ok), 3.0);
+    assert_eq!(sample(&after, forged), 1.0);
+    assert_eq!(sample(&after, dispatched), 3.0);
+    assert_eq!(
+        sample(
+            &after,
+            r#"hookyard_delivery_attempts_total{sink="archive"}"#
+        ),
+        3.0
+    );
+    assert!(
+        sample(
+            &after,
+            r#"hookyard_ack_latency_seconds_count{source="raw"}"#
+        ) >= 3.0
+    );
+    assert!(after.contains("hookyard_backlog_pending_deliveries"));
+    for secret in [
+        TOKEN,
+        hookyard_tests::secrets::GITHUB,
+        hookyard_tests::secrets::STRIPE,
+    ] {
+        assert!(!after.contains(secret), "a secret reached /metrics");
+    }
+    router.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn past_max_backlog_webhooks_get_503_until_the_backlog_drains() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (admin_port, sink_port) = (free_port(), free_port());
+    let down = format!(
+        "[sinks.down]\ntype = \"http\"\nurl = \"http://127.0.0.1:{sink_port}/hook\"\ntimeout_ms = 1000\nretry = {{ attempts = 100, base_ms = 50, cap_ms = 200 }}\n"
+    );
+    let router = InProcess::start_with(
+        tmp.path(),
+        &config(tmp.path(), admin_port, 3, &down, "\"down\""),
+    )
+    .await;
+    let post = |i: usize| {
+        let url = router.webhook("raw");
+        async move {
+            client()
+                .post(url)
+                .body(format!("{{\"n\":{i}}}"))
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    // The backlog can pass 3 only once the fourth is stored.
+    for i in 0..4 {
+        assert_eq!(post(i).await.status(), 200, "under the limit");
+    }
+    // The backlog is counted every second: within a few, new webhooks are refused.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut i = 4;
+    let refused = loop {
+        let answer = post(i).await;
+        i += 1;
+        if answer.status() == 503 {
+            break answer;
+        }
+        assert_eq!(answer.status(), 200);
+        assert!(Instant::now() < deadline, "never refused past max_backlog");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(refused.headers()["retry-after"], "30");
+    let body: serde_json::Value = refused.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "backlog_full");
+    let accepted = i - 1;
+
+    // The sink comes back, the backlog drains, and webhooks are taken again.
+    let receiver = Receiver::start_on(sink_port, Script::default()).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let answer = post(i).await;
+        if answer.status() == 200 {
+            break;
+        }
+        assert_eq!(answer.status(), 503);
+        assert!(
+            Instant::now() < deadline,
+            "never recovered after the backlog drained"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // Everything accepted before the refusal was delivered, nothing lost.
+    let delivered = receiver
+        .wait_for(accepted + 1, Duration::from_secs(30))
+        .await;
+    assert_eq!(delivered.len(), accepted + 1);
+    router.stop().await.unwrap();
+    receiver.stop().await;
+}
