@@ -112,6 +112,7 @@ pub async fn run(
                     metrics: metrics.clone(),
                     backlog: backlog.clone(),
                     dispatch: Some(dispatcher.handle()),
+                    config: Arc::new(config.clone()),
                 },
                 token.clone(),
             )

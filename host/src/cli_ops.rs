@@ -122,17 +122,8 @@ pub(crate) fn replay(config: Config, args: ReplayArgs) -> ExitCode {
         let queued = store.request_replay(which, now).await?;
         match one {
             Some(id) if queued == 0 => {
-                let why = match store.get_event(&id).await? {
-                    None => "no such event".to_string(),
-                    Some(e) if e.status == "received" => {
-                        "it is already waiting for dispatch".to_string()
-                    }
-                    Some(e) if e.body_purged_at_ms.is_some() => {
-                        "its body was purged by retention (store.body_retention_days)".to_string()
-                    }
-                    Some(e) => format!("its status is `{}`", e.status),
-                };
-                anyhow::bail!("event {id} was not replayed: {why}");
+                let why = crate::ops::why_not_replayed(&*store, &id).await?;
+                anyhow::bail!("event {id} was not replayed: {}", why.message());
             }
             _ => {
                 println!(
@@ -196,11 +187,8 @@ pub(crate) fn dlq(config: Config, command: DlqCommand) -> ExitCode {
                 };
                 let sent = store.retry_dead(which, now_ms()).await?;
                 if let (Some(id), 0) = (&one, sent) {
-                    let why = match store.get_delivery(id).await? {
-                        None => "no such delivery".to_string(),
-                        Some(d) => format!("its status is `{}`, not `dead`", d.status),
-                    };
-                    anyhow::bail!("delivery {id} was not retried: {why}");
+                    let why = crate::ops::why_not_retried(&*store, id).await?;
+                    anyhow::bail!("delivery {id} was not retried: {}", why.message());
                 }
                 println!(
                     "queued {sent} dead deliver{} to be sent again",

@@ -34,6 +34,7 @@ pub mod config;
 pub mod deliver;
 pub mod dispatch;
 pub mod ingest;
+mod ops;
 pub mod plugin;
 pub mod secret;
 pub mod shutdown;

@@ -230,3 +230,196 @@ async fn past_max_backlog_webhooks_get_503_until_the_backlog_drains() {
     router.stop().await.unwrap();
     receiver.stop().await;
 }
+
+async fn api(port: u16, method: reqwest::Method, path: &str) -> (u16, serde_json::Value) {
+    let answer = client()
+        .request(method, format!("http://127.0.0.1:{port}{path}"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    let status = answer.status().as_u16();
+    (
+        status,
+        answer.json().await.unwrap_or(serde_json::Value::Null),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_api_shows_an_event_replays_it_and_sends_dead_letters_again() {
+    let tmp = tempfile::tempdir().unwrap();
+    let port = free_port();
+    // 400 is permanent: every delivery is dead after one attempt.
+    let receiver = Receiver::start(Script {
+        status: 400,
+        ..Script::default()
+    })
+    .await;
+    let addr = receiver
+        .url
+        .trim_start_matches("http://")
+        .trim_end_matches("/hook")
+        .to_string();
+    let refuser = format!(
+        "[sinks.refuser]\ntype = \"http\"\nurl = \"http://user:sink-password@{}/hook?token=query-secret\"\nheaders = {{ Authorization = \"Bearer header-secret\" }}\n",
+        addr
+    );
+    let router = InProcess::start_with(
+        tmp.path(),
+        &config(tmp.path(), port, 1_000, &refuser, "\"refuser\""),
+    )
+    .await;
+    let stored: serde_json::Value = client()
+        .post(router.webhook("raw"))
+        .body(r#"{"order":1}"#)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let event_id = stored["id"].as_str().unwrap().to_string();
+    wait_for_sample(
+        port,
+        r#"hookyard_deliveries_total{sink="refuser",outcome="dead"}"#,
+        1.0,
+    )
+    .await;
+
+    let (status, event) = api(
+        port,
+        reqwest::Method::GET,
+        &format!("/api/events/{event_id}"),
+    )
+    .await;
+    assert_eq!(status, 200, "{event}");
+    assert_eq!(event["source"], "raw");
+    assert_eq!(event["status"], "processed");
+    assert_eq!(event["request"]["body"]["data"], r#"{"order":1}"#);
+    let delivery = &event["deliveries"][0];
+    assert_eq!(delivery["status"], "dead");
+    assert_eq!(delivery["failed_attempts"][0]["outcome"], "dead");
+    let delivery_id = delivery["id"].as_str().unwrap().to_string();
+
+    let (status, dead) = api(
+        port,
+        reqwest::Method::GET,
+        "/api/deliveries?status=dead&sink=refuser",
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(dead["deliveries"][0]["id"], delivery_id.as_str());
+    let (status, _) = api(port, reqwest::Method::GET, "/api/deliveries?status=pending").await;
+    assert_eq!(status, 400);
+
+    // A dead letter goes again with its key; a second retry finds it not dead.
+    let path = format!("/api/deliveries/{delivery_id}/retry");
+    assert_eq!(api(port, reqwest::Method::POST, &path).await.0, 202);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while receiver
+        .received()
+        .iter()
+        .filter(|r| r.key == delivery_id)
+        .count()
+        < 2
+    {
+        if Instant::now() > deadline {
+            let keys: Vec<String> = receiver.received().iter().map(|r| r.key.clone()).collect();
+            let (_, event) = api(
+                port,
+                reqwest::Method::GET,
+                &format!("/api/events/{event_id}"),
+            )
+            .await;
+            panic!("the retried dead letter {delivery_id} was not sent again: received {keys:?}; {event}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (status, missing) = api(
+        port,
+        reqwest::Method::POST,
+        "/api/deliveries/dlv_nothing/retry",
+    )
+    .await;
+    assert_eq!(
+        (status, missing["error"]["code"].as_str()),
+        (404, Some("not_found"))
+    );
+
+    // A replay runs the event again into a new delivery (a new key).
+    let path = format!("/api/events/{event_id}/replay");
+    assert_eq!(api(port, reqwest::Method::POST, &path).await.0, 202);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (_, event) = api(
+            port,
+            reqwest::Method::GET,
+            &format!("/api/events/{event_id}"),
+        )
+        .await;
+        if event["deliveries"].as_array().map_or(0, Vec::len) == 2 && event["status"] == "processed"
+        {
+            assert_ne!(event["deliveries"][1]["id"], delivery_id.as_str());
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the replay made no new delivery: {event}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (status, bulk) = api(port, reqwest::Method::POST, "/api/replay").await;
+    assert_eq!(
+        (status, bulk["error"]["code"].as_str()),
+        (400, Some("invalid_body"))
+    );
+    let bulk = client()
+        .post(format!("http://127.0.0.1:{port}/api/replay"))
+        .bearer_auth(TOKEN)
+        .json(&serde_json::json!({ "source": "raw", "since": "1h" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bulk.status(), 202);
+    let bulk: serde_json::Value = bulk.json().await.unwrap();
+    assert!(bulk["queued"].as_u64().unwrap() <= 1);
+
+    // Configuration is shown without any secret.
+    let (_, sinks) = api(port, reqwest::Method::GET, "/api/sinks").await;
+    let refuser = sinks["sinks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "refuser")
+        .unwrap();
+    assert_eq!(refuser["type"], "http");
+    assert_eq!(refuser["target"]["url"], format!("http://{addr}/hook"));
+    let (_, sources) = api(port, reqwest::Method::GET, "/api/sources").await;
+    let raw = sources["sources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "raw")
+        .unwrap();
+    assert_eq!(raw["route"]["sinks"][0], "refuser");
+    let (_, plugins) = api(port, reqwest::Method::GET, "/api/plugins").await;
+    assert_eq!(plugins["plugins"], serde_json::json!([]));
+    let shown = format!("{sinks}{sources}{plugins}");
+    for secret in [
+        "sink-password",
+        "query-secret",
+        "header-secret",
+        hookyard_tests::secrets::GITHUB,
+    ] {
+        assert!(!shown.contains(secret), "{secret} reached the admin API");
+    }
+    // Every /api route needs the token.
+    let anonymous = client()
+        .get(format!("http://127.0.0.1:{port}/api/sinks"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), 401);
+    router.stop().await.unwrap();
+    receiver.stop().await;
+}

@@ -1,5 +1,6 @@
 //! The operators' listener (`[admin] listen`): health, Prometheus metrics
-//! and the JSON API. Every route but health requires the bearer token.
+//! and the JSON API ([`api`]). Every route but health requires the bearer
+//! token.
 
 use std::sync::Arc;
 
@@ -18,6 +19,7 @@ use crate::plugin::registry::Plugins;
 use crate::secret::Secret;
 use crate::store::Store;
 
+mod api;
 mod health;
 pub mod metrics;
 
@@ -38,17 +40,19 @@ pub struct AdminState {
     pub backlog: Arc<BacklogWatch>,
     /// The dispatch hand-off (its overflow count).
     pub dispatch: Option<DispatchHandle>,
+    /// The configuration running (sources and sinks, shown without secrets).
+    pub config: Arc<crate::config::Config>,
 }
 
 /// The admin routes.
 pub fn router(state: AdminState) -> Router {
-    let protected =
-        Router::new()
-            .route("/metrics", get(scrape))
-            .layer(axum::middleware::from_fn_with_state(
-                state.clone(),
-                require_token,
-            ));
+    let protected = Router::new()
+        .route("/metrics", get(scrape))
+        .merge(api::routes())
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            require_token,
+        ));
     Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))

@@ -74,6 +74,8 @@ pub struct LoadedPlugin {
     pub version: String,
     /// Whether the compiled code came from the on-disk cache.
     pub from_cache: bool,
+    /// When this version was loaded, unix milliseconds.
+    pub loaded_at_ms: i64,
 }
 
 impl std::fmt::Debug for LoadedPlugin {
@@ -235,6 +237,7 @@ impl Runtime {
             warm: None,
             version: format!("sha256:{digest}"),
             from_cache,
+            loaded_at_ms: crate::clock::now_ms(),
         })
     }
 

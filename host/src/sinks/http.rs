@@ -288,8 +288,9 @@ impl Sink for HttpSink {
     }
 }
 
-/// `url` as errors may show it: no userinfo, query or fragment.
-fn shown_url(url: &Url) -> String {
+/// `url` as errors (and the admin API) may show it: no userinfo, query or
+/// fragment.
+pub(crate) fn shown_url(url: &Url) -> String {
     let mut shown = url.clone();
     let _ = shown.set_username("");
     let _ = shown.set_password(None);

@@ -18,7 +18,7 @@ use crate::config::{SinkConfig, SinkKind};
 
 mod amqp;
 mod file;
-mod http;
+pub(crate) mod http;
 mod lazy;
 mod nats;
 mod redis;
