@@ -28,6 +28,26 @@ fn config(
     )
 }
 
+/// Waits for the admin listener (it binds once the store is open);
+/// returns its `/healthz` answer.
+async fn admin_up(port: u16) -> reqwest::Response {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        match client()
+            .get(format!("http://127.0.0.1:{port}/healthz"))
+            .send()
+            .await
+        {
+            Ok(answer) => return answer,
+            Err(error) => assert!(
+                Instant::now() < deadline,
+                "admin listener never up: {error}"
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 async fn scrape(port: u16, token: Option<&str>) -> reqwest::Response {
     let mut request = client().get(format!("http://127.0.0.1:{port}/metrics"));
     if let Some(token) = token {
@@ -70,22 +90,7 @@ async fn health_is_open_the_rest_needs_the_token_and_the_metrics_move() {
     )
     .await;
 
-    // The admin listener binds once the store is open: wait for it.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let health = loop {
-        match client()
-            .get(format!("http://127.0.0.1:{port}/healthz"))
-            .send()
-            .await
-        {
-            Ok(answer) => break answer,
-            Err(error) => assert!(
-                Instant::now() < deadline,
-                "admin listener never up: {error}"
-            ),
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let health = admin_up(port).await;
     assert_eq!(health.status(), 200);
     let ready = client()
         .get(format!("http://127.0.0.1:{port}/readyz"))
@@ -269,6 +274,7 @@ async fn the_api_shows_an_event_replays_it_and_sends_dead_letters_again() {
         &config(tmp.path(), port, 1_000, &refuser, "\"refuser\""),
     )
     .await;
+    admin_up(port).await;
     let stored: serde_json::Value = client()
         .post(router.webhook("raw"))
         .body(r#"{"order":1}"#)
@@ -279,6 +285,28 @@ async fn the_api_shows_an_event_replays_it_and_sends_dead_letters_again() {
         .await
         .unwrap();
     let event_id = stored["id"].as_str().unwrap().to_string();
+    let (status, page) = api(port, reqwest::Method::GET, "/api/events?source=raw&limit=1").await;
+    assert_eq!(status, 200, "{page}");
+    assert_eq!(page["events"][0]["id"], event_id.as_str());
+    let cursor = page["next_cursor"]
+        .as_str()
+        .expect("a full page has a cursor")
+        .to_string();
+    let (_, rest) = api(
+        port,
+        reqwest::Method::GET,
+        &format!("/api/events?source=raw&cursor={cursor}"),
+    )
+    .await;
+    assert_eq!(rest["events"], serde_json::json!([]));
+    assert_eq!(rest["next_cursor"], serde_json::Value::Null);
+    let (status, _) = api(
+        port,
+        reqwest::Method::GET,
+        "/api/events?since=yesterday-ish",
+    )
+    .await;
+    assert_eq!(status, 400);
     wait_for_sample(
         port,
         r#"hookyard_deliveries_total{sink="refuser",outcome="dead"}"#,
@@ -422,4 +450,47 @@ async fn the_api_shows_an_event_replays_it_and_sends_dead_letters_again() {
     assert_eq!(anonymous.status(), 401);
     router.stop().await.unwrap();
     receiver.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_route_in_the_openapi_document_exists() {
+    let tmp = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let archive = "[sinks.archive]\ntype = \"file\"\npath = \"archive/{source}.jsonl\"\n";
+    let router = InProcess::start_with(
+        tmp.path(),
+        &config(tmp.path(), port, 1_000, archive, "\"archive\""),
+    )
+    .await;
+    admin_up(port).await;
+    let (status, doc) = api(port, reqwest::Method::GET, "/api/openapi.json").await;
+    assert_eq!(status, 200);
+    assert_eq!(doc["openapi"], "3.1.0");
+    let paths = doc["paths"].as_object().unwrap();
+    assert!(paths.len() >= 14, "{paths:?}");
+    for (path, methods) in paths {
+        for method in methods.as_object().unwrap().keys() {
+            let concrete = path.replace("{id}", "evt_none").replace("{name}", "none");
+            let method: reqwest::Method = method.to_uppercase().parse().unwrap();
+            let answer = client()
+                .request(method.clone(), format!("http://127.0.0.1:{port}{concrete}"))
+                .bearer_auth(TOKEN)
+                .send()
+                .await
+                .unwrap();
+            let status = answer.status().as_u16();
+            let body = answer.text().await.unwrap();
+            assert_ne!(status, 405, "{method} {path} is documented but not routed");
+            assert!(
+                !body.contains("no_such_route"),
+                "{method} {path} is documented but not routed"
+            );
+        }
+    }
+    let (status, missing) = api(port, reqwest::Method::GET, "/api/nothing").await;
+    assert_eq!(
+        (status, missing["error"]["code"].as_str()),
+        (404, Some("no_such_route"))
+    );
+    router.stop().await.unwrap();
 }

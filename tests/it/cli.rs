@@ -70,10 +70,12 @@ async fn one_log_line_per_request_and_no_secrets_in_logs() {
     let body = br#"{"hello":"logs"}"#;
     let good = sign::github(secrets::GITHUB, "log-1", body);
     let resp = with_headers(client().post(router.webhook("github")), &good)
+        .header("X-Request-Id", "trace-0123")
         .body(body.to_vec())
         .send()
         .await
         .unwrap();
+    assert_eq!(resp.headers()["x-request-id"], "trace-0123", "echoed back");
     let ack: serde_json::Value = resp.json().await.unwrap();
     let bad = sign::github("wrong-secret", "log-2", body);
     let resp = with_headers(client().post(router.webhook("github")), &bad)
@@ -82,6 +84,8 @@ async fn one_log_line_per_request_and_no_secrets_in_logs() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 401);
+    let generated = resp.headers()["x-request-id"].to_str().unwrap().to_string();
+    assert!(generated.starts_with("req_"), "{generated}");
 
     // The non-blocking writer flushes within moments.
     let mut logs = String::new();
@@ -103,12 +107,14 @@ async fn one_log_line_per_request_and_no_secrets_in_logs() {
     assert_eq!(acked["source"], "github");
     assert_eq!(acked["status"], 200);
     assert_eq!(acked["duplicate"], false);
+    assert_eq!(acked["request_id"], "trace-0123");
     assert!(acked["latency_us"].is_u64());
     let refused = lines
         .iter()
         .find(|l| l["status"] == 401)
         .expect("a line for the 401");
     assert_eq!(refused["code"], "invalid_signature");
+    assert_eq!(refused["request_id"], generated.as_str());
     for secret in [secrets::GITHUB, "wrong-secret", &good[0].1, &bad[0].1] {
         assert!(!logs.contains(secret), "logs contain a secret or signature");
     }

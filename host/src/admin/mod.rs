@@ -57,7 +57,13 @@ pub fn router(state: AdminState) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .merge(protected)
-        .fallback(|| async { error(StatusCode::NOT_FOUND, "not_found", "no such admin route") })
+        .fallback(|| async {
+            error(
+                StatusCode::NOT_FOUND,
+                "no_such_route",
+                "no such admin route; GET /api/openapi.json lists them",
+            )
+        })
         .with_state(state)
 }
 

@@ -46,7 +46,11 @@ pub(super) async fn log_request(
         .strip_prefix("/webhooks/")
         .unwrap_or("")
         .to_string();
-    let response = next.run(request).await;
+    let request_id = request_id(request.headers());
+    let mut response = next.run(request).await;
+    if let Ok(value) = http::HeaderValue::from_str(&request_id) {
+        response.headers_mut().insert(REQUEST_ID, value);
+    }
     let latency = started.elapsed();
     let latency_us = latency.as_micros() as u64;
     let status = response.status().as_u16();
@@ -66,20 +70,33 @@ pub(super) async fn log_request(
     }
     if let Some(fault) = response.extensions().get::<InternalFault>() {
         tracing::error!(
-            %source, status, latency_us, error = error_chain(&*fault.0),
+            %source, %request_id, status, latency_us, error = error_chain(&*fault.0),
             "Webhook not acknowledged: internal fault."
         );
     } else if let Some(outcome) = response.extensions().get::<Outcome>() {
         tracing::info!(
-            %source, status, event_id = %outcome.event_id, duplicate = outcome.duplicate,
+            %source, %request_id, status, event_id = %outcome.event_id, duplicate = outcome.duplicate,
             latency_us, "Webhook acknowledged."
         );
     } else if response.extensions().get::<HandshakeAnswered>().is_some() {
-        tracing::info!(%source, status, latency_us, "Handshake answered; nothing stored.");
+        tracing::info!(%source, %request_id, status, latency_us, "Handshake answered; nothing stored.");
     } else {
-        tracing::info!(%source, status, code, latency_us, "Webhook refused.");
+        tracing::info!(%source, %request_id, status, code, latency_us, "Webhook refused.");
     }
     response
+}
+
+/// The header a request id comes in and goes back out in.
+const REQUEST_ID: http::HeaderName = http::HeaderName::from_static("x-request-id");
+
+/// The caller's `X-Request-Id` when it is a sane token (printable ASCII,
+/// at most 128 bytes: it goes into logs), else a new `req_` + ULID.
+fn request_id(headers: &http::HeaderMap) -> String {
+    headers
+        .get(&REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
+        .map_or_else(|| format!("req_{}", ulid::Ulid::new()), str::to_string)
 }
 
 /// Formats an error with its whole `source()` chain, `a: b: c`.

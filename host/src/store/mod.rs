@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 
 mod delivery;
 mod dispatch;
+mod event_list;
 mod group_commit;
 mod postgres;
 mod postgres_delivery;
@@ -34,6 +35,7 @@ pub use dispatch::{
     Backlog, DeliveryRecord, DispatchOutcome, EventOutcome, NewDelivery, NewPluginRun,
     PluginRunRecord, DISPATCH_GRACE_MS,
 };
+pub use event_list::{EventQuery, EventSummary};
 pub use group_commit::GroupCommitConfig;
 pub use postgres::PostgresStore;
 pub use retention::{run_purges, Cutoffs, Purged, Retention};
@@ -239,6 +241,9 @@ pub trait Store: Send + Sync + fmt::Debug {
         source: &str,
         idem_key: &str,
     ) -> Result<Option<StoredEvent>, StoreError>;
+
+    /// Events newest first, filtered and paged (see [`EventQuery`]).
+    async fn list_events(&self, query: EventQuery) -> Result<Vec<EventSummary>, StoreError>;
 
     /// Number of stored events (tests and diagnostics).
     async fn count_events(&self) -> Result<u64, StoreError>;

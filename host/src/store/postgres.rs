@@ -26,8 +26,9 @@ use super::retention::PURGE_CHUNK;
 use super::row::{encode_headers, event_columns, EventRow};
 use super::{
     redact_url, AttemptRecord, Backlog, ClaimedDelivery, Cutoffs, DeadDelivery, DeadQuery,
-    DeadSelector, DeliveryRecord, DeliveryResult, DispatchOutcome, EventId, Inserted, NewEvent,
-    PluginRunRecord, Purged, ReplaySelector, Store, StoreConfig, StoreError, StoredEvent,
+    DeadSelector, DeliveryRecord, DeliveryResult, DispatchOutcome, EventId, EventQuery,
+    EventSummary, Inserted, NewEvent, PluginRunRecord, Purged, ReplaySelector, Store, StoreConfig,
+    StoreError, StoredEvent,
 };
 
 const BACKEND: &str = "postgres";
@@ -264,6 +265,10 @@ impl Store for PostgresStore {
             .await
             .map_err(db("get event"))?;
         row.map(|r| r.decode(BACKEND)).transpose()
+    }
+
+    async fn list_events(&self, query: EventQuery) -> Result<Vec<EventSummary>, StoreError> {
+        super::event_list::postgres(&self.pool, query).await
     }
 
     async fn find_event_by_key(

@@ -24,8 +24,9 @@ use super::sqlite_dispatch;
 use super::sqlite_writer::{SqliteJob, SqliteWriter};
 use super::{
     redact_url, AttemptRecord, Backlog, ClaimedDelivery, Cutoffs, DeadDelivery, DeadQuery,
-    DeadSelector, DeliveryRecord, DeliveryResult, DispatchOutcome, EventId, Inserted, NewEvent,
-    PluginRunRecord, Purged, ReplaySelector, Store, StoreConfig, StoreError, StoredEvent,
+    DeadSelector, DeliveryRecord, DeliveryResult, DispatchOutcome, EventId, EventQuery,
+    EventSummary, Inserted, NewEvent, PluginRunRecord, Purged, ReplaySelector, Store, StoreConfig,
+    StoreError, StoredEvent,
 };
 
 const BACKEND: &str = "sqlite";
@@ -226,6 +227,10 @@ impl Store for SqliteStore {
             .await
             .map_err(db("get event"))?;
         row.map(|r| r.decode(BACKEND)).transpose()
+    }
+
+    async fn list_events(&self, query: EventQuery) -> Result<Vec<EventSummary>, StoreError> {
+        super::event_list::sqlite(&self.reads, query).await
     }
 
     async fn find_event_by_key(

@@ -17,8 +17,8 @@ use sqlx::{Connection, PgConnection};
 use tempfile::TempDir;
 
 use super::{
-    open, redact_url, Cutoffs, EventId, GroupCommitConfig, HeaderValueRepr, NewEvent, Purged,
-    Retention, SqliteSynchronous, Store, StoreConfig, StoreError,
+    open, redact_url, Cutoffs, EventId, EventQuery, GroupCommitConfig, HeaderValueRepr, NewEvent,
+    Purged, Retention, SqliteSynchronous, Store, StoreConfig, StoreError,
 };
 
 /// The Postgres server the tests create their databases on.
@@ -169,6 +169,7 @@ macro_rules! suite {
 
 suite! {
     "multi_thread" insert_then_get_round_trips_every_field;
+    "multi_thread" events_are_listed_newest_first_filtered_and_paged;
     "multi_thread" duplicate_key_returns_the_first_id;
     "multi_thread" same_key_in_another_source_is_another_event;
     "multi_thread" concurrent_inserts_are_each_answered_correctly;
@@ -273,6 +274,87 @@ async fn insert_then_get_round_trips_every_field(db: TestDb) {
 
     let unknown = EventId::generate();
     assert_eq!(store.get_event(&unknown).await.unwrap(), None);
+    store.close().await;
+}
+
+async fn events_are_listed_newest_first_filtered_and_paged(db: TestDb) {
+    let store = db.open().await;
+    let mut ids = Vec::new();
+    for (i, source) in ["github", "stripe", "github", "github", "stripe"]
+        .iter()
+        .enumerate()
+    {
+        let mut ev = event(source, &format!("list-{i}"));
+        // Ids sort by creation: generate them in order, a millisecond apart.
+        ev.id = EventId::from_string(format!(
+            "evt_{}",
+            ulid::Ulid::from_parts(1_000 + i as u64, 0)
+        ));
+        ev.received_at_ms = 1_700_000_000_000 + i as i64 * 1_000;
+        ids.push(store.insert_event(ev).await.unwrap().id);
+    }
+    let list = |q: EventQuery| {
+        let store = store.clone();
+        async move {
+            store
+                .list_events(q)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|e| e.id)
+                .collect::<Vec<_>>()
+        }
+    };
+    let id = |i: usize| ids[i].as_str().to_string();
+    let page = list(EventQuery {
+        limit: 2,
+        ..EventQuery::default()
+    })
+    .await;
+    assert_eq!(page, [id(4), id(3)], "newest first");
+    let next = list(EventQuery {
+        limit: 2,
+        before_id: Some(id(3)),
+        ..EventQuery::default()
+    })
+    .await;
+    assert_eq!(
+        next,
+        [id(2), id(1)],
+        "the cursor continues where the page ended"
+    );
+    let github = list(EventQuery {
+        source: Some("github".into()),
+        limit: 10,
+        ..EventQuery::default()
+    })
+    .await;
+    assert_eq!(github, [id(3), id(2), id(0)]);
+    let window = list(EventQuery {
+        since_ms: Some(1_700_000_001_000),
+        until_ms: Some(1_700_000_003_000),
+        limit: 10,
+        ..EventQuery::default()
+    })
+    .await;
+    assert_eq!(window, [id(2), id(1)], "since inclusive, until exclusive");
+    let none = list(EventQuery {
+        status: Some("processed".into()),
+        limit: 10,
+        ..EventQuery::default()
+    })
+    .await;
+    assert!(none.is_empty());
+    let first = store
+        .list_events(EventQuery {
+            limit: 1,
+            ..EventQuery::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(first[0].source, "stripe");
+    assert_eq!(first[0].status, "received");
+    assert_eq!(first[0].body_bytes, r#"{"key":"list-4"}"#.len() as i64);
     store.close().await;
 }
 
