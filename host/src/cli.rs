@@ -50,6 +50,11 @@ enum Command {
         #[command(subcommand)]
         command: crate::cli_ops::DlqCommand,
     },
+    /// The running router's events, through its admin API.
+    Events {
+        #[command(subcommand)]
+        command: crate::cli_events::EventsCommand,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -137,6 +142,7 @@ pub fn main() -> ExitCode {
         }
         Command::Replay(args) => crate::cli_ops::replay(config, args),
         Command::Dlq { command } => crate::cli_ops::dlq(config, command),
+        Command::Events { command } => crate::cli_events::events(&config, command),
         Command::Plugin { .. } => unreachable!("handled before loading the config"),
     }
 }

@@ -1,7 +1,19 @@
 //! Times on the command line (`--since`, `--until`): an RFC 3339 instant
 //! (`2026-11-29T10:00:00Z`, `...+01:00`), a UTC day (`2026-11-29`), or a
 //! span back from now (`90m`, `2h`, `7d`). Parsed by hand: three formats do
-//! not justify a date-time crate.
+//! not justify a date-time crate. Also how tables print a time.
+
+/// `YYYY-MM-DD HH:MM:SS` (UTC) of unix milliseconds, for tables.
+pub(crate) fn format_ms(ms: i64) -> String {
+    let (year, month, day) = crate::civil::civil_from_days(ms.div_euclid(86_400_000));
+    let of_day = ms.rem_euclid(86_400_000) / 1000;
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}",
+        of_day / 3600,
+        of_day / 60 % 60,
+        of_day % 60
+    )
+}
 
 /// Unix milliseconds for `text`, given the current time.
 pub(crate) fn parse_time(text: &str, now_ms: i64) -> Result<i64, String> {
@@ -102,7 +114,13 @@ fn split_zone(rest: &str) -> Option<(&str, i64)> {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_time;
+    use super::{format_ms, parse_time};
+
+    #[test]
+    fn tables_print_utc_to_the_second() {
+        assert_eq!(format_ms(0), "1970-01-01 00:00:00");
+        assert_eq!(format_ms(1_796_282_561_999), "2026-12-03 07:22:41");
+    }
 
     const NOW: i64 = 1_764_410_400_000; // 2025-11-29T10:00:00Z
 

@@ -27,6 +27,7 @@ pub mod backlog;
 pub mod cidr;
 mod civil;
 pub mod cli;
+mod cli_events;
 mod cli_ops;
 mod cli_time;
 pub mod clock;

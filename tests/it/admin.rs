@@ -494,3 +494,116 @@ async fn every_route_in_the_openapi_document_exists() {
     );
     router.stop().await.unwrap();
 }
+
+/// Runs the `hookyard` binary on the router's config with the admin token.
+fn cli(dir: &std::path::Path, token: &str, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(hookyard_tests::process::bin())
+        .arg("--config")
+        .arg(dir.join("router.toml"))
+        .args(args)
+        .env("HOOKYARD_ADMIN_TOKEN", token)
+        .env_remove("HOOKYARD_ADMIN_URL")
+        .output()
+        .expect("run hookyard")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn events_list_and_show_read_the_admin_api_as_tables_or_json() {
+    let tmp = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let archive = "[sinks.archive]\ntype = \"file\"\npath = \"archive/{source}.jsonl\"\n";
+    let router = InProcess::start_with(
+        tmp.path(),
+        &config(tmp.path(), port, 1_000, archive, "\"archive\""),
+    )
+    .await;
+    admin_up(port).await;
+    let mut ids = Vec::new();
+    for n in 0..3 {
+        let stored: serde_json::Value = client()
+            .post(router.webhook("raw"))
+            .body(format!("{{\"n\":{n}}}"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        ids.push(stored["id"].as_str().unwrap().to_string());
+    }
+    let dir = tmp.path().to_path_buf();
+    let run = move |args: &'static [&'static str]| {
+        let dir = dir.clone();
+        tokio::task::spawn_blocking(move || cli(&dir, TOKEN, args))
+    };
+
+    let out = run(&[
+        "events", "list", "--source", "raw", "--limit", "2", "--json",
+    ])
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let page: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(page["events"][0]["id"], ids[2].as_str());
+    assert_eq!(page["events"][1]["id"], ids[1].as_str());
+    assert_eq!(page["next_cursor"], ids[1].as_str());
+
+    let out = run(&["events", "list", "--source", "raw"]).await.unwrap();
+    let table = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = table.lines().collect();
+    assert!(
+        lines[0].starts_with("ID") && lines[0].contains("SOURCE") && lines[0].contains("STATUS"),
+        "{table}"
+    );
+    assert_eq!(lines.len(), 4, "a header and three events:\n{table}");
+    assert!(
+        lines[1].starts_with(&ids[2]) && lines[1].contains("raw"),
+        "{table}"
+    );
+
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while api(
+        port,
+        reqwest::Method::GET,
+        &format!("/api/events/{}", ids[0]),
+    )
+    .await
+    .1["status"]
+        != "processed"
+    {
+        assert!(Instant::now() < deadline, "never dispatched");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let id = ids[0].clone();
+    let dir = tmp.path().to_path_buf();
+    let out = tokio::task::spawn_blocking(move || cli(&dir, TOKEN, &["events", "show", &id]))
+        .await
+        .unwrap();
+    let shown = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        shown.contains(&ids[0]) && shown.contains(r#"{"n":0}"#),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("archive"),
+        "the delivery is listed:\n{shown}"
+    );
+
+    let dir = tmp.path().to_path_buf();
+    let out = tokio::task::spawn_blocking(move || {
+        cli(&dir, "wrong-token-wrong-token", &["events", "list"])
+    })
+    .await
+    .unwrap();
+    assert!(!out.status.success());
+    let error = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        error.contains("401") && error.contains("HOOKYARD_ADMIN_TOKEN"),
+        "{error}"
+    );
+    router.stop().await.unwrap();
+}

@@ -168,6 +168,8 @@ fn help_text() {
         &["replay", "--help"],
         &["dlq", "list", "--help"],
         &["dlq", "retry", "--help"],
+        &["events", "list", "--help"],
+        &["events", "show", "--help"],
     ] {
         let out = Command::new(bin()).args(args).output().unwrap();
         assert!(out.status.success());
