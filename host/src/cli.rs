@@ -50,6 +50,9 @@ enum Command {
         #[command(subcommand)]
         command: crate::cli_ops::DlqCommand,
     },
+    /// Sign a body as the source's provider would (configured secret) and
+    /// post it to the running router: a "send test event" button.
+    Send(crate::cli_send::SendArgs),
     /// The running router's events, through its admin API.
     Events {
         #[command(subcommand)]
@@ -143,6 +146,7 @@ pub fn main() -> ExitCode {
         Command::Replay(args) => crate::cli_ops::replay(config, args),
         Command::Dlq { command } => crate::cli_ops::dlq(config, command),
         Command::Events { command } => crate::cli_events::events(&config, command),
+        Command::Send(args) => crate::cli_send::send(&config, args),
         Command::Plugin { .. } => unreachable!("handled before loading the config"),
     }
 }

@@ -29,6 +29,7 @@ mod civil;
 pub mod cli;
 mod cli_events;
 mod cli_ops;
+mod cli_send;
 mod cli_time;
 pub mod clock;
 pub mod config;

@@ -607,3 +607,63 @@ async fn events_list_and_show_read_the_admin_api_as_tables_or_json() {
     );
     router.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn send_signs_like_the_provider_and_the_router_accepts_it_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let router = InProcess::start_with(tmp.path(), &config_toml(&sqlite_url(tmp.path()), "")).await;
+    let body = tmp.path().join("push.json");
+    std::fs::write(&body, br#"{"zen":"sent from the CLI"}"#).unwrap();
+    let (dir, url) = (tmp.path().to_path_buf(), router.webhook("github"));
+    let send = move |id: &'static str| {
+        let (dir, url, body) = (dir.clone(), url.clone(), body.clone());
+        tokio::task::spawn_blocking(move || {
+            std::process::Command::new(hookyard_tests::process::bin())
+                .arg("--config")
+                .arg(dir.join("router.toml"))
+                .args(["send", "github", "--body-file"])
+                .arg(body)
+                .args(["--id", id, "--url", &url])
+                .output()
+                .expect("run hookyard send")
+        })
+    };
+    let first = send("cli-send-1").await.unwrap();
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    let first = String::from_utf8(first.stdout).unwrap();
+    assert!(
+        first.starts_with("200 ") && first.contains("\"duplicate\":false"),
+        "{first}"
+    );
+    // The same delivery id again is the provider retrying: a duplicate.
+    let again = String::from_utf8(send("cli-send-1").await.unwrap().stdout).unwrap();
+    assert!(again.contains("\"duplicate\":true"), "{again}");
+    let store = hookyard_tests::open_store(&sqlite_url(tmp.path())).await;
+    let stored = store
+        .find_event_by_key("github", "cli-send-1")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.body, br#"{"zen":"sent from the CLI"}"#);
+    assert_eq!(stored.verification, "github");
+
+    // A preset it cannot sign for says so.
+    let dir = tmp.path().to_path_buf();
+    let refused = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(hookyard_tests::process::bin())
+            .arg("--config")
+            .arg(dir.join("router.toml"))
+            .args(["send", "acme", "--body-file", "/dev/null"])
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("cannot sign for preset `hmac`"));
+    router.stop().await.unwrap();
+}

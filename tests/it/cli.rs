@@ -170,6 +170,7 @@ fn help_text() {
         &["dlq", "retry", "--help"],
         &["events", "list", "--help"],
         &["events", "show", "--help"],
+        &["send", "--help"],
     ] {
         let out = Command::new(bin()).args(args).output().unwrap();
         assert!(out.status.success());

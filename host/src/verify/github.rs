@@ -79,6 +79,18 @@ impl Verifier for GitHub {
             provider_id,
         })
     }
+
+    fn sign(&self, body: &[u8], delivery_id: &str, _now_unix: i64) -> Option<super::Signed> {
+        Some(vec![
+            (
+                SHA256_HEADER.into(),
+                format!("sha256={}", hex::encode(self.sha256.sign(&[body]))),
+            ),
+            (DELIVERY_HEADER.into(), delivery_id.into()),
+            ("X-GitHub-Event".into(), "ping".into()),
+            ("Content-Type".into(), "application/json".into()),
+        ])
+    }
 }
 
 /// Parses `<prefix><hex>` and checks it against the body's MAC.

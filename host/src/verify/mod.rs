@@ -38,6 +38,8 @@ mod typeform;
 mod zoom;
 
 #[cfg(test)]
+mod sign_tests;
+#[cfg(test)]
 mod vector_tests;
 
 /// A request as received, not yet trusted. Only [`Verifier::verify`] turns it
@@ -115,7 +117,21 @@ pub trait Verifier: Send + Sync + std::fmt::Debug {
         let _ = req;
         None
     }
+
+    /// The headers the provider would send with `body`, signed with the
+    /// configured secret (the last one: the newest during a rotation) at
+    /// `now_unix`, so the request passes [`Verifier::verify`]; `delivery_id`
+    /// goes where the provider puts its id. For `hookyard send`. `None`
+    /// when the router cannot sign for the scheme (a provider's private
+    /// key, a URL-signing scheme, or not yet written).
+    fn sign(&self, body: &[u8], delivery_id: &str, now_unix: i64) -> Option<Signed> {
+        let _ = (body, delivery_id, now_unix);
+        None
+    }
 }
+
+/// Headers a provider would send, as [`Verifier::sign`] makes them.
+pub type Signed = Vec<(String, String)>;
 
 /// An answer to a provider's endpoint check.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -525,6 +541,12 @@ impl<M: Mac + KeyInit + Clone> MacKeys<M> {
             let tag = self.tag(i, parts);
             candidates.iter().any(|c| ct_eq(&tag, c.as_ref()))
         })
+    }
+
+    /// The MAC of the concatenated `parts` under the last key (the newest
+    /// secret during a rotation): what the provider sends now.
+    pub(crate) fn sign(&self, parts: &[&[u8]]) -> Vec<u8> {
+        self.tag(self.keyed.len() - 1, parts)
     }
 
     /// The MAC of the concatenated `parts` under key `index` (see

@@ -29,6 +29,10 @@ impl Verifier for NoVerification {
             provider_id: None,
         })
     }
+
+    fn sign(&self, _body: &[u8], _delivery_id: &str, _now_unix: i64) -> Option<super::Signed> {
+        Some(vec![("Content-Type".into(), "application/json".into())])
+    }
 }
 
 #[cfg(test)]

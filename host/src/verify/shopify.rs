@@ -61,6 +61,17 @@ impl Verifier for Shopify {
             provider_id: id_header(req.headers, &ID_HEADERS)?,
         })
     }
+
+    fn sign(&self, body: &[u8], delivery_id: &str, _now_unix: i64) -> Option<super::Signed> {
+        use base64::Engine as _;
+        let mac = base64::engine::general_purpose::STANDARD.encode(self.keys.sign(&[body]));
+        Some(vec![
+            (SIGNATURE_HEADER.into(), mac),
+            (ID_HEADERS[0].into(), delivery_id.into()),
+            ("X-Shopify-Topic".into(), "orders/create".into()),
+            ("Content-Type".into(), "application/json".into()),
+        ])
+    }
 }
 
 #[cfg(test)]

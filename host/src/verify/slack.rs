@@ -51,6 +51,16 @@ impl Verifier for Slack {
         })
     }
 
+    fn sign(&self, body: &[u8], _delivery_id: &str, now_unix: i64) -> Option<super::Signed> {
+        let ts = now_unix.to_string();
+        let mac = self.keys.sign(&[b"v0:", ts.as_bytes(), b":", body]);
+        Some(vec![
+            (SIGNATURE_HEADER.into(), format!("v0={}", hex::encode(mac))),
+            (TIMESTAMP_HEADER.into(), ts),
+            ("Content-Type".into(), "application/json".into()),
+        ])
+    }
+
     /// Events API `url_verification`: echo `challenge` as JSON.
     fn handshake(&self, req: &Unverified<'_>) -> Option<Handshake> {
         #[derive(serde::Deserialize)]
