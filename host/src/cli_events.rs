@@ -4,10 +4,10 @@
 
 use std::process::ExitCode;
 
-use anyhow::Context;
 use clap::{Args, Subcommand};
 use serde_json::Value;
 
+use crate::admin_client::AdminClient;
 use crate::config::Config;
 
 /// Where the admin API is and how to authenticate.
@@ -90,7 +90,8 @@ fn run(config: &Config, command: EventsCommand) -> anyhow::Result<()> {
                     query.push((key, value));
                 }
             }
-            let page = get(config, &admin, "/api/events", &query)?;
+            let page =
+                AdminClient::new(config, admin.admin_url.as_deref())?.get("/api/events", &query)?;
             if admin.json {
                 println!("{page:#}");
                 return Ok(());
@@ -119,7 +120,8 @@ fn run(config: &Config, command: EventsCommand) -> anyhow::Result<()> {
             Ok(())
         }
         EventsCommand::Show { id, admin } => {
-            let event = get(config, &admin, &format!("/api/events/{id}"), &[])?;
+            let event = AdminClient::new(config, admin.admin_url.as_deref())?
+                .get(&format!("/api/events/{id}"), &[])?;
             if admin.json {
                 println!("{event:#}");
                 return Ok(());
@@ -212,50 +214,4 @@ fn print_table<const N: usize>(header: &[&str; N], rows: &[[String; N]]) {
     for row in rows {
         line(row.iter().map(String::as_str).collect());
     }
-}
-
-/// GETs an admin API path; an API error becomes its message.
-fn get(
-    config: &Config,
-    admin: &AdminArgs,
-    path: &str,
-    query: &[(&str, String)],
-) -> anyhow::Result<Value> {
-    let base = match (&admin.admin_url, &config.admin) {
-        (Some(url), _) => url.trim_end_matches('/').to_string(),
-        (None, Some(listen)) => format!("http://{}", listen.listen),
-        (None, None) => anyhow::bail!(
-            "{} has no [admin] section: give --admin-url (or HOOKYARD_ADMIN_URL)",
-            config.file.display()
-        ),
-    };
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
-    runtime.block_on(async {
-        let mut request = reqwest::Client::new()
-            .get(format!("{base}{path}"))
-            .query(query);
-        if let Ok(token) = std::env::var("HOOKYARD_ADMIN_TOKEN") {
-            request = request.bearer_auth(token);
-        }
-        let answer = request.send().await.with_context(|| {
-            format!("reaching the admin API at {base} (is the router running?)")
-        })?;
-        let status = answer.status();
-        let body: Value = answer.json().await.unwrap_or(Value::Null);
-        if status.is_success() {
-            return Ok(body);
-        }
-        let message = body["error"]["message"]
-            .as_str()
-            .unwrap_or("no error message");
-        let hint = if status == reqwest::StatusCode::UNAUTHORIZED {
-            " (set HOOKYARD_ADMIN_TOKEN to the router's admin.token)"
-        } else {
-            ""
-        };
-        anyhow::bail!("the admin API answered {status}: {message}{hint}")
-    })
 }

@@ -4,6 +4,8 @@
 //! work beside a running router (SQLite's WAL admits one more writer
 //! process; Postgres any number) and without one: what they queue is
 //! picked up by the router's next sweep, within a second, or at its start.
+//! With `--admin-url` (or `HOOKYARD_ADMIN_URL`) they go through the
+//! running router's admin API instead, for a router on another machine.
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -11,6 +13,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::{Args, Subcommand, ValueEnum};
 
+use crate::admin_client::AdminClient;
 use crate::clock::now_ms;
 use crate::config::Config;
 use crate::store::{self, DeadQuery, DeadSelector, EventId, ReplaySelector, Store};
@@ -34,6 +37,10 @@ pub(crate) struct ReplayArgs {
     /// Only events whose dispatch ended so.
     #[arg(long, value_enum)]
     status: Option<ReplayStatus>,
+    /// Go through the running router's admin API at this URL instead of
+    /// opening the store (token from HOOKYARD_ADMIN_TOKEN).
+    #[arg(long, env = "HOOKYARD_ADMIN_URL")]
+    admin_url: Option<String>,
 }
 
 /// How an event's dispatch ended, as a replay filter.
@@ -61,6 +68,10 @@ pub(crate) enum DlqCommand {
         /// One JSON object per line instead of a table.
         #[arg(long)]
         json: bool,
+        /// Go through the running router's admin API at this URL instead of
+        /// opening the store (token from HOOKYARD_ADMIN_TOKEN).
+        #[arg(long, env = "HOOKYARD_ADMIN_URL")]
+        admin_url: Option<String>,
     },
     /// Send dead deliveries again, with the same idempotency key and a
     /// fresh round of the sink's retry attempts.
@@ -73,11 +84,18 @@ pub(crate) enum DlqCommand {
         /// With --all: only this sink's.
         #[arg(long, requires = "all")]
         sink: Option<String>,
+        /// Go through the running router's admin API at this URL instead of
+        /// opening the store (token from HOOKYARD_ADMIN_TOKEN).
+        #[arg(long, env = "HOOKYARD_ADMIN_URL")]
+        admin_url: Option<String>,
     },
 }
 
 /// Runs `hookyard replay`.
 pub(crate) fn replay(config: Config, args: ReplayArgs) -> ExitCode {
+    if let Some(url) = args.admin_url.clone() {
+        return via_api(&config, &url, |api| replay_via_api(api, args));
+    }
     run(config, move |store| async move {
         let now = now_ms();
         let which = match args.event_id {
@@ -140,41 +158,28 @@ pub(crate) fn replay(config: Config, args: ReplayArgs) -> ExitCode {
 
 /// Runs `hookyard dlq ...`.
 pub(crate) fn dlq(config: Config, command: DlqCommand) -> ExitCode {
+    let url = match &command {
+        DlqCommand::List { admin_url, .. } | DlqCommand::Retry { admin_url, .. } => {
+            admin_url.clone()
+        }
+    };
+    if let Some(url) = url {
+        return via_api(&config, &url, |api| dlq_via_api(api, command));
+    }
     run(config, move |store| async move {
         match command {
-            DlqCommand::List { sink, limit, json } => {
+            DlqCommand::List {
+                sink, limit, json, ..
+            } => {
                 let dead = store.dead_deliveries(DeadQuery { sink, limit }).await?;
-                if json {
-                    for d in &dead {
-                        println!("{}", serde_json::to_string(d)?);
-                    }
-                } else if dead.is_empty() {
-                    println!("no dead deliveries");
-                } else {
-                    println!(
-                        "{:<30} {:<12} {:<30} {:>8}  LAST ERROR",
-                        "DELIVERY", "SINK", "EVENT", "ATTEMPTS"
-                    );
-                    for d in &dead {
-                        let error: String = d
-                            .last_error
-                            .as_deref()
-                            .unwrap_or("")
-                            .chars()
-                            .take(100)
-                            .collect();
-                        println!(
-                            "{:<30} {:<12} {:<30} {:>8}  {error}",
-                            d.id, d.sink, d.event_id, d.attempts
-                        );
-                    }
-                }
+                print_dead(&dead, json)?;
                 Ok(())
             }
             DlqCommand::Retry {
                 delivery_id,
                 all,
                 sink,
+                ..
             } => {
                 let which = match (delivery_id, all) {
                     (Some(id), false) => DeadSelector::One(id),
@@ -198,6 +203,112 @@ pub(crate) fn dlq(config: Config, command: DlqCommand) -> ExitCode {
             }
         }
     })
+}
+
+/// Prints dead letters as a table, or one JSON object per line.
+fn print_dead(dead: &[crate::store::DeadDelivery], json: bool) -> anyhow::Result<()> {
+    if json {
+        for d in dead {
+            println!("{}", serde_json::to_string(d)?);
+        }
+    } else if dead.is_empty() {
+        println!("no dead deliveries");
+    } else {
+        println!(
+            "{:<30} {:<12} {:<30} {:>8}  LAST ERROR",
+            "DELIVERY", "SINK", "EVENT", "ATTEMPTS"
+        );
+        for d in dead {
+            let error: String = d
+                .last_error
+                .as_deref()
+                .unwrap_or("")
+                .chars()
+                .take(100)
+                .collect();
+            println!(
+                "{:<30} {:<12} {:<30} {:>8}  {error}",
+                d.id, d.sink, d.event_id, d.attempts
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Runs `work` against the admin API at `url`; errors print and exit 1.
+fn via_api(
+    config: &Config,
+    url: &str,
+    work: impl FnOnce(&AdminClient) -> anyhow::Result<()>,
+) -> ExitCode {
+    match AdminClient::new(config, Some(url)).and_then(|api| work(&api)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `hookyard replay` through the admin API.
+fn replay_via_api(api: &AdminClient, args: ReplayArgs) -> anyhow::Result<()> {
+    let answer = match args.event_id {
+        Some(id) => api.post(&format!("/api/events/{id}/replay"), None)?,
+        None => {
+            let status = args.status.map(|s| format!("{s:?}").to_lowercase());
+            api.post(
+                "/api/replay",
+                Some(serde_json::json!({
+                    "source": args.source, "since": args.since, "until": args.until, "status": status,
+                })),
+            )?
+        }
+    };
+    let queued = answer["queued"].as_u64().unwrap_or(0);
+    println!(
+        "queued {queued} event{} for replay",
+        if queued == 1 { "" } else { "s" }
+    );
+    Ok(())
+}
+
+/// `hookyard dlq` through the admin API.
+fn dlq_via_api(api: &AdminClient, command: DlqCommand) -> anyhow::Result<()> {
+    match command {
+        DlqCommand::List {
+            sink, limit, json, ..
+        } => {
+            let mut query = vec![("status", "dead".to_string()), ("limit", limit.to_string())];
+            if let Some(sink) = sink {
+                query.push(("sink", sink));
+            }
+            let page = api.get("/api/deliveries", &query)?;
+            let dead: Vec<crate::store::DeadDelivery> =
+                serde_json::from_value(page["deliveries"].clone())?;
+            print_dead(&dead, json)
+        }
+        DlqCommand::Retry {
+            delivery_id,
+            all,
+            sink,
+            ..
+        } => {
+            let answer = match (delivery_id, all) {
+                (Some(id), false) => api.post(&format!("/api/deliveries/{id}/retry"), None)?,
+                (None, true) => api.post(
+                    "/api/deliveries/retry",
+                    Some(serde_json::json!({ "sink": sink })),
+                )?,
+                _ => anyhow::bail!("give a delivery id (dlv_...) or --all"),
+            };
+            let sent = answer["queued"].as_u64().unwrap_or(0);
+            println!(
+                "queued {sent} dead deliver{} to be sent again",
+                if sent == 1 { "y" } else { "ies" }
+            );
+            Ok(())
+        }
+    }
 }
 
 /// Opens the store, runs `work`, closes the store; errors print and exit 1.

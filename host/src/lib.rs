@@ -22,6 +22,7 @@
 //! [`tls`] (rustls acceptor), [`shutdown`] (signals).
 
 pub mod admin;
+mod admin_client;
 pub mod app;
 pub mod backlog;
 pub mod cidr;

@@ -412,6 +412,57 @@ async fn the_api_shows_an_event_replays_it_and_sends_dead_letters_again() {
     let bulk: serde_json::Value = bulk.json().await.unwrap();
     assert!(bulk["queued"].as_u64().unwrap() <= 1);
 
+    // The CLI does the same through the API when given its URL.
+    let admin_url = format!("http://127.0.0.1:{port}");
+    let dir = tmp.path().to_path_buf();
+    let url = admin_url.clone();
+    let listed = tokio::task::spawn_blocking(move || {
+        cli(&dir, TOKEN, &["dlq", "list", "--json", "--admin-url", &url])
+    })
+    .await
+    .unwrap();
+    assert!(
+        listed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&listed.stderr)
+    );
+    let listed = String::from_utf8(listed.stdout).unwrap();
+    assert!(listed.contains(&delivery_id), "{listed}");
+    let dir = tmp.path().to_path_buf();
+    let url = admin_url.clone();
+    let retried = tokio::task::spawn_blocking(move || {
+        cli(
+            &dir,
+            TOKEN,
+            &[
+                "dlq",
+                "retry",
+                "--all",
+                "--sink",
+                "refuser",
+                "--admin-url",
+                &url,
+            ],
+        )
+    })
+    .await
+    .unwrap();
+    let retried = String::from_utf8(retried.stdout).unwrap();
+    assert!(retried.starts_with("queued "), "{retried}");
+    let dir = tmp.path().to_path_buf();
+    let url = admin_url.clone();
+    let missing = tokio::task::spawn_blocking(move || {
+        cli(&dir, TOKEN, &["replay", "evt_missing", "--admin-url", &url])
+    })
+    .await
+    .unwrap();
+    assert!(!missing.status.success());
+    let why = String::from_utf8(missing.stderr).unwrap();
+    assert!(
+        why.contains("404") && why.contains("no such event"),
+        "{why}"
+    );
+
     // Configuration is shown without any secret.
     let (_, sinks) = api(port, reqwest::Method::GET, "/api/sinks").await;
     let refuser = sinks["sinks"]

@@ -33,6 +33,7 @@ pub(super) fn routes() -> Router<AdminState> {
         .route("/api/events/{id}/replay", post(replay_one))
         .route("/api/replay", post(replay_filter))
         .route("/api/deliveries", get(deliveries))
+        .route("/api/deliveries/retry", post(retry_all))
         .route("/api/deliveries/{id}/retry", post(retry_one))
         .route("/api/plugins", get(plugins))
         .route("/api/plugins/{name}/reload", post(reload_plugin))
@@ -348,6 +349,38 @@ async fn retry_one(State(state): State<AdminState>, Path(id): Path<String>) -> R
             Ok(refusal) => refused(&refusal),
             Err(e) => store_failed(&e),
         },
+        Ok(sent) => (StatusCode::ACCEPTED, Json(json!({ "queued": sent }))).into_response(),
+        Err(e) => store_failed(&e),
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RetryAll {
+    sink: Option<String>,
+}
+
+/// `POST /api/deliveries/retry` with `{"sink": ...}` (optional; `{}` for
+/// every sink): every dead letter sent again, each with its key.
+async fn retry_all(
+    State(state): State<AdminState>,
+    body: Result<Json<RetryAll>, axum::extract::rejection::JsonRejection>,
+) -> Response {
+    let Json(RetryAll { sink }) = match body {
+        Ok(body) => body,
+        Err(rejection) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "invalid_body",
+                &rejection.body_text(),
+            )
+        }
+    };
+    match state
+        .store
+        .retry_dead(DeadSelector::All { sink }, now_ms())
+        .await
+    {
         Ok(sent) => (StatusCode::ACCEPTED, Json(json!({ "queued": sent }))).into_response(),
         Err(e) => store_failed(&e),
     }

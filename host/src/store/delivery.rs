@@ -69,7 +69,7 @@ pub struct DeliveryResult {
 }
 
 /// A dead letter, as listed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct DeadDelivery {
     /// The delivery's id (its idempotency key).
     pub id: String,
