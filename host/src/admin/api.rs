@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -13,6 +13,7 @@ use base64::Engine as _;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use super::extract::{ApiJson, ApiQuery};
 use super::{error, AdminState};
 use crate::clock::now_ms;
 use crate::config::{SinkKind, SourceRoute};
@@ -64,6 +65,11 @@ fn store_failed(e: &StoreError) -> Response {
     )
 }
 
+/// 202: `n` events or deliveries were queued.
+fn queued(n: u64) -> Response {
+    (StatusCode::ACCEPTED, Json(json!({ "queued": n }))).into_response()
+}
+
 fn refused(refusal: &Refusal) -> Response {
     match refusal {
         Refusal::NotFound(why) => error(StatusCode::NOT_FOUND, "not_found", why),
@@ -95,20 +101,7 @@ struct EventsQuery {
 
 /// `GET /api/events?source=&status=&since=&until=&limit=&cursor=`: newest
 /// first; `next_cursor` (when the page is full) continues the listing.
-async fn events(
-    State(state): State<AdminState>,
-    query: Result<Query<EventsQuery>, axum::extract::rejection::QueryRejection>,
-) -> Response {
-    let Query(q) = match query {
-        Ok(query) => query,
-        Err(rejection) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                "invalid_query",
-                &rejection.body_text(),
-            )
-        }
-    };
+async fn events(State(state): State<AdminState>, ApiQuery(q): ApiQuery<EventsQuery>) -> Response {
     let now = now_ms();
     let (since_ms, until_ms) = match (
         time("since", q.since.as_ref(), now),
@@ -220,7 +213,7 @@ async fn replay_one(State(state): State<AdminState>, Path(id): Path<String>) -> 
             Ok(refusal) => refused(&refusal),
             Err(e) => store_failed(&e),
         },
-        Ok(queued) => (StatusCode::ACCEPTED, Json(json!({ "queued": queued }))).into_response(),
+        Ok(n) => queued(n),
         Err(e) => store_failed(&e),
     }
 }
@@ -239,18 +232,8 @@ struct ReplayFilter {
 /// `POST /api/replay` with a JSON filter: 202 with how many were queued.
 async fn replay_filter(
     State(state): State<AdminState>,
-    body: Result<Json<ReplayFilter>, axum::extract::rejection::JsonRejection>,
+    ApiJson(filter): ApiJson<ReplayFilter>,
 ) -> Response {
-    let Json(filter) = match body {
-        Ok(body) => body,
-        Err(rejection) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                "invalid_body",
-                &rejection.body_text(),
-            )
-        }
-    };
     if filter.source.is_none()
         && filter.since.is_none()
         && filter.until.is_none()
@@ -288,7 +271,7 @@ async fn replay_filter(
         status: filter.status,
     };
     match state.store.request_replay(which, now).await {
-        Ok(queued) => (StatusCode::ACCEPTED, Json(json!({ "queued": queued }))).into_response(),
+        Ok(n) => queued(n),
         Err(e) => store_failed(&e),
     }
 }
@@ -305,18 +288,8 @@ struct DeliveryQuery {
 /// recently dead first.
 async fn deliveries(
     State(state): State<AdminState>,
-    query: Result<Query<DeliveryQuery>, axum::extract::rejection::QueryRejection>,
+    ApiQuery(query): ApiQuery<DeliveryQuery>,
 ) -> Response {
-    let Query(query) = match query {
-        Ok(query) => query,
-        Err(rejection) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                "invalid_query",
-                &rejection.body_text(),
-            )
-        }
-    };
     if query.status.as_deref().is_some_and(|s| s != "dead") {
         return error(
             StatusCode::BAD_REQUEST,
@@ -349,12 +322,12 @@ async fn retry_one(State(state): State<AdminState>, Path(id): Path<String>) -> R
             Ok(refusal) => refused(&refusal),
             Err(e) => store_failed(&e),
         },
-        Ok(sent) => (StatusCode::ACCEPTED, Json(json!({ "queued": sent }))).into_response(),
+        Ok(n) => queued(n),
         Err(e) => store_failed(&e),
     }
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RetryAll {
     sink: Option<String>,
@@ -364,24 +337,14 @@ struct RetryAll {
 /// every sink): every dead letter sent again, each with its key.
 async fn retry_all(
     State(state): State<AdminState>,
-    body: Result<Json<RetryAll>, axum::extract::rejection::JsonRejection>,
+    ApiJson(RetryAll { sink }): ApiJson<RetryAll>,
 ) -> Response {
-    let Json(RetryAll { sink }) = match body {
-        Ok(body) => body,
-        Err(rejection) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                "invalid_body",
-                &rejection.body_text(),
-            )
-        }
-    };
     match state
         .store
         .retry_dead(DeadSelector::All { sink }, now_ms())
         .await
     {
-        Ok(sent) => (StatusCode::ACCEPTED, Json(json!({ "queued": sent }))).into_response(),
+        Ok(n) => queued(n),
         Err(e) => store_failed(&e),
     }
 }

@@ -20,6 +20,7 @@ use crate::secret::Secret;
 use crate::store::Store;
 
 mod api;
+mod extract;
 mod health;
 pub mod metrics;
 
