@@ -244,6 +244,27 @@ impl Metrics {
         }
     }
 
+    /// One sink's delivery series, looked up once: its worker records
+    /// every attempt without hashing labels or allocating.
+    pub fn sink(&self, sink: &str) -> SinkMetrics {
+        let label = SinkLabel { sink: sink.into() };
+        let outcome = |outcome: &str| {
+            self.deliveries
+                .get_or_create(&DeliveryLabels {
+                    sink: sink.into(),
+                    outcome: outcome.into(),
+                })
+                .clone()
+        };
+        SinkMetrics {
+            delivered: outcome("delivered"),
+            retried: outcome("retry"),
+            dead: outcome("dead"),
+            attempts: self.delivery_attempts.get_or_create(&label).clone(),
+            duration: self.delivery_duration.get_or_create(&label).clone(),
+        }
+    }
+
     /// Records one answered webhook request.
     pub fn request(&self, source: &str, status: u16, code: &str, latency: Duration) {
         self.requests
@@ -295,6 +316,21 @@ impl Metrics {
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
         out
     }
+}
+
+/// One sink's series of [`Metrics`] (handles sharing the registered values).
+#[derive(Debug, Clone)]
+pub struct SinkMetrics {
+    /// `deliveries{outcome="delivered"}`.
+    pub delivered: Counter,
+    /// `deliveries{outcome="retry"}`.
+    pub retried: Counter,
+    /// `deliveries{outcome="dead"}`.
+    pub dead: Counter,
+    /// `delivery_attempts`.
+    pub attempts: Counter,
+    /// `delivery_duration_seconds`.
+    pub duration: Histogram,
 }
 
 /// What a scrape copies in besides the recorded families.

@@ -100,6 +100,7 @@ impl Deliverer {
             let lease = lease_for(&config, options.lease);
             let (queue, handed) = mpsc::channel(handoff_capacity(&config, lease));
             let (wake, due) = (Arc::new(Notify::new()), Arc::new(AtomicBool::new(false)));
+            let sink_metrics = metrics.sink(&name);
             inboxes.insert(
                 name,
                 handoff::Inbox {
@@ -120,7 +121,7 @@ impl Deliverer {
                 due,
                 in_flight: in_flight.clone(),
                 poll: options.poll,
-                metrics: metrics.clone(),
+                metrics: sink_metrics,
             };
             workers.push(tokio::spawn(worker.run(handed, stop.clone())));
         }

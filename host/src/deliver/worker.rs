@@ -20,12 +20,11 @@ use tokio_util::sync::CancellationToken;
 use super::handoff::Handed;
 use super::rate::TokenBucket;
 use super::retry;
-use crate::admin::metrics::{DeliveryLabels, SinkLabel};
-use crate::admin::Metrics;
+use crate::admin::metrics::SinkMetrics;
 use crate::clock::now_ms;
 use crate::config::SinkConfig;
 use crate::sinks::{Outbound, SendOutcome, Sink};
-use crate::store::{ClaimedDelivery, DeliveryResult, Store};
+use crate::store::{AttemptOutcome, ClaimedDelivery, DeliveryResult, Store};
 
 /// Deliveries one claim takes at most.
 const CLAIM_MAX: usize = 256;
@@ -47,7 +46,7 @@ pub(super) struct SinkWorker {
     /// Longest wait between two claims when nothing is due.
     pub(super) poll: Duration,
     /// Where attempts are counted.
-    pub(super) metrics: Arc<Metrics>,
+    pub(super) metrics: SinkMetrics,
 }
 
 impl SinkWorker {
@@ -199,21 +198,16 @@ impl SinkWorker {
         };
         let at_ms = now_ms();
         let duration_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
-        let sink = SinkLabel {
-            sink: self.config.name.clone(),
-        };
-        self.metrics
-            .delivery_duration
-            .get_or_create(&sink)
-            .observe(duration_us as f64 / 1e6);
-        self.metrics
-            .delivery_attempts
-            .get_or_create(&sink)
-            .inc_by(chunk.len() as u64);
+        self.metrics.duration.observe(duration_us as f64 / 1e6);
+        self.metrics.attempts.inc_by(chunk.len() as u64);
         for (delivery, sent) in chunk.iter().zip(outcomes) {
             let outcome = retry::decide(&self.config.retry, delivery, sent, at_ms, fastrand::f64());
             log_attempt(&self.config.name, delivery, &outcome);
-            self.count_attempt(&outcome);
+            match &outcome {
+                AttemptOutcome::Delivered => self.metrics.delivered.inc(),
+                AttemptOutcome::Retry { .. } => self.metrics.retried.inc(),
+                AttemptOutcome::Dead { .. } => self.metrics.dead.inc(),
+            };
             let result = DeliveryResult {
                 id: delivery.id.clone(),
                 attempt: delivery.attempts.saturating_add(1),
@@ -230,24 +224,6 @@ impl SinkWorker {
                 ids.remove(&delivery.id);
             }
         }
-    }
-}
-
-impl SinkWorker {
-    fn count_attempt(&self, outcome: &crate::store::AttemptOutcome) {
-        use crate::store::AttemptOutcome;
-        let outcome = match outcome {
-            AttemptOutcome::Delivered => "delivered",
-            AttemptOutcome::Retry { .. } => "retry",
-            AttemptOutcome::Dead { .. } => "dead",
-        };
-        self.metrics
-            .deliveries
-            .get_or_create(&DeliveryLabels {
-                sink: self.config.name.clone(),
-                outcome: outcome.into(),
-            })
-            .inc();
     }
 }
 
@@ -291,7 +267,6 @@ fn outbound(d: &mut ClaimedDelivery) -> Outbound {
 }
 
 fn log_attempt(sink: &str, d: &ClaimedDelivery, outcome: &crate::store::AttemptOutcome) {
-    use crate::store::AttemptOutcome;
     let attempt = d.attempts.saturating_add(1);
     match outcome {
         AttemptOutcome::Delivered => {}
