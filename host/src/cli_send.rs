@@ -55,9 +55,7 @@ fn run(config: &Config, args: SendArgs) -> anyhow::Result<bool> {
     let id = args
         .id
         .unwrap_or_else(|| format!("send_{}", ulid::Ulid::new()));
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64);
+    let now = crate::clock::now_ms() / 1000;
     let Some(headers) = source.verifier.sign(&body, &id, now) else {
         anyhow::bail!(
             "hookyard send cannot sign for preset `{}` yet (it signs for github, stripe, \
