@@ -28,6 +28,17 @@ fn config(
     )
 }
 
+/// A router in `dir` routing `raw` to a file sink, its admin listener up;
+/// returns the admin port and the router.
+async fn with_archive(dir: &std::path::Path) -> (u16, InProcess) {
+    let port = free_port();
+    let archive = "[sinks.archive]\ntype = \"file\"\npath = \"archive/{source}.jsonl\"\n";
+    let router =
+        InProcess::start_with(dir, &config(dir, port, 1_000, archive, "\"archive\"")).await;
+    admin_up(port).await;
+    (port, router)
+}
+
 /// Waits for the admin listener (it binds once the store is open);
 /// returns its `/healthz` answer.
 async fn admin_up(port: u16) -> reqwest::Response {
@@ -82,14 +93,7 @@ async fn wait_for_sample(port: u16, series: &str, at_least: f64) -> String {
 #[tokio::test(flavor = "multi_thread")]
 async fn health_is_open_the_rest_needs_the_token_and_the_metrics_move() {
     let tmp = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let archive = "[sinks.archive]\ntype = \"file\"\npath = \"archive/{source}.jsonl\"\n";
-    let router = InProcess::start_with(
-        tmp.path(),
-        &config(tmp.path(), port, 1_000, archive, "\"archive\""),
-    )
-    .await;
-
+    let (port, router) = with_archive(tmp.path()).await;
     let health = admin_up(port).await;
     assert_eq!(health.status(), 200);
     let ready = client()
@@ -414,13 +418,12 @@ async fn the_api_shows_an_event_replays_it_and_sends_dead_letters_again() {
 
     // The CLI does the same through the API when given its URL.
     let admin_url = format!("http://127.0.0.1:{port}");
-    let dir = tmp.path().to_path_buf();
-    let url = admin_url.clone();
-    let listed = tokio::task::spawn_blocking(move || {
-        cli(&dir, TOKEN, &["dlq", "list", "--json", "--admin-url", &url])
-    })
-    .await
-    .unwrap();
+    let listed = cli(
+        tmp.path(),
+        TOKEN,
+        &["dlq", "list", "--json", "--admin-url", &admin_url],
+    )
+    .await;
     assert!(
         listed.status.success(),
         "{}",
@@ -428,34 +431,28 @@ async fn the_api_shows_an_event_replays_it_and_sends_dead_letters_again() {
     );
     let listed = String::from_utf8(listed.stdout).unwrap();
     assert!(listed.contains(&delivery_id), "{listed}");
-    let dir = tmp.path().to_path_buf();
-    let url = admin_url.clone();
-    let retried = tokio::task::spawn_blocking(move || {
-        cli(
-            &dir,
-            TOKEN,
-            &[
-                "dlq",
-                "retry",
-                "--all",
-                "--sink",
-                "refuser",
-                "--admin-url",
-                &url,
-            ],
-        )
-    })
-    .await
-    .unwrap();
+    let retried = cli(
+        tmp.path(),
+        TOKEN,
+        &[
+            "dlq",
+            "retry",
+            "--all",
+            "--sink",
+            "refuser",
+            "--admin-url",
+            &admin_url,
+        ],
+    )
+    .await;
     let retried = String::from_utf8(retried.stdout).unwrap();
     assert!(retried.starts_with("queued "), "{retried}");
-    let dir = tmp.path().to_path_buf();
-    let url = admin_url.clone();
-    let missing = tokio::task::spawn_blocking(move || {
-        cli(&dir, TOKEN, &["replay", "evt_missing", "--admin-url", &url])
-    })
-    .await
-    .unwrap();
+    let missing = cli(
+        tmp.path(),
+        TOKEN,
+        &["replay", "evt_missing", "--admin-url", &admin_url],
+    )
+    .await;
     assert!(!missing.status.success());
     let why = String::from_utf8(missing.stderr).unwrap();
     assert!(
@@ -506,14 +503,7 @@ async fn the_api_shows_an_event_replays_it_and_sends_dead_letters_again() {
 #[tokio::test(flavor = "multi_thread")]
 async fn every_route_in_the_openapi_document_exists() {
     let tmp = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let archive = "[sinks.archive]\ntype = \"file\"\npath = \"archive/{source}.jsonl\"\n";
-    let router = InProcess::start_with(
-        tmp.path(),
-        &config(tmp.path(), port, 1_000, archive, "\"archive\""),
-    )
-    .await;
-    admin_up(port).await;
+    let (port, router) = with_archive(tmp.path()).await;
     let (status, doc) = api(port, reqwest::Method::GET, "/api/openapi.json").await;
     assert_eq!(status, 200);
     assert_eq!(doc["openapi"], "3.1.0");
@@ -546,29 +536,25 @@ async fn every_route_in_the_openapi_document_exists() {
     router.stop().await.unwrap();
 }
 
-/// Runs the `hookyard` binary on the router's config with the admin token.
-fn cli(dir: &std::path::Path, token: &str, args: &[&str]) -> std::process::Output {
-    std::process::Command::new(hookyard_tests::process::bin())
+/// Runs the `hookyard` binary on the router's config with `token` as
+/// the admin token (off the async threads: the router runs on them).
+async fn cli(dir: &std::path::Path, token: &str, args: &[&str]) -> std::process::Output {
+    let mut command = std::process::Command::new(hookyard_tests::process::bin());
+    command
         .arg("--config")
         .arg(dir.join("router.toml"))
         .args(args)
         .env("HOOKYARD_ADMIN_TOKEN", token)
-        .env_remove("HOOKYARD_ADMIN_URL")
-        .output()
-        .expect("run hookyard")
+        .env_remove("HOOKYARD_ADMIN_URL");
+    tokio::task::spawn_blocking(move || command.output().expect("run hookyard"))
+        .await
+        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn events_list_and_show_read_the_admin_api_as_tables_or_json() {
     let tmp = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let archive = "[sinks.archive]\ntype = \"file\"\npath = \"archive/{source}.jsonl\"\n";
-    let router = InProcess::start_with(
-        tmp.path(),
-        &config(tmp.path(), port, 1_000, archive, "\"archive\""),
-    )
-    .await;
-    admin_up(port).await;
+    let (port, router) = with_archive(tmp.path()).await;
     let mut ids = Vec::new();
     for n in 0..3 {
         let stored: serde_json::Value = client()
@@ -582,17 +568,14 @@ async fn events_list_and_show_read_the_admin_api_as_tables_or_json() {
             .unwrap();
         ids.push(stored["id"].as_str().unwrap().to_string());
     }
-    let dir = tmp.path().to_path_buf();
-    let run = move |args: &'static [&'static str]| {
-        let dir = dir.clone();
-        tokio::task::spawn_blocking(move || cli(&dir, TOKEN, args))
-    };
-
-    let out = run(&[
-        "events", "list", "--source", "raw", "--limit", "2", "--json",
-    ])
-    .await
-    .unwrap();
+    let out = cli(
+        tmp.path(),
+        TOKEN,
+        &[
+            "events", "list", "--source", "raw", "--limit", "2", "--json",
+        ],
+    )
+    .await;
     assert!(
         out.status.success(),
         "{}",
@@ -603,7 +586,7 @@ async fn events_list_and_show_read_the_admin_api_as_tables_or_json() {
     assert_eq!(page["events"][1]["id"], ids[1].as_str());
     assert_eq!(page["next_cursor"], ids[1].as_str());
 
-    let out = run(&["events", "list", "--source", "raw"]).await.unwrap();
+    let out = cli(tmp.path(), TOKEN, &["events", "list", "--source", "raw"]).await;
     let table = String::from_utf8(out.stdout).unwrap();
     let lines: Vec<&str> = table.lines().collect();
     assert!(
@@ -629,11 +612,7 @@ async fn events_list_and_show_read_the_admin_api_as_tables_or_json() {
         assert!(Instant::now() < deadline, "never dispatched");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let id = ids[0].clone();
-    let dir = tmp.path().to_path_buf();
-    let out = tokio::task::spawn_blocking(move || cli(&dir, TOKEN, &["events", "show", &id]))
-        .await
-        .unwrap();
+    let out = cli(tmp.path(), TOKEN, &["events", "show", &ids[0]]).await;
     let shown = String::from_utf8(out.stdout).unwrap();
     assert!(
         shown.contains(&ids[0]) && shown.contains(r#"{"n":0}"#),
@@ -644,12 +623,7 @@ async fn events_list_and_show_read_the_admin_api_as_tables_or_json() {
         "the delivery is listed:\n{shown}"
     );
 
-    let dir = tmp.path().to_path_buf();
-    let out = tokio::task::spawn_blocking(move || {
-        cli(&dir, "wrong-token-wrong-token", &["events", "list"])
-    })
-    .await
-    .unwrap();
+    let out = cli(tmp.path(), "wrong-token-wrong-token", &["events", "list"]).await;
     assert!(!out.status.success());
     let error = String::from_utf8(out.stderr).unwrap();
     assert!(
@@ -665,21 +639,18 @@ async fn send_signs_like_the_provider_and_the_router_accepts_it_once() {
     let router = InProcess::start_with(tmp.path(), &config_toml(&sqlite_url(tmp.path()), "")).await;
     let body = tmp.path().join("push.json");
     std::fs::write(&body, br#"{"zen":"sent from the CLI"}"#).unwrap();
-    let (dir, url) = (tmp.path().to_path_buf(), router.webhook("github"));
-    let send = move |id: &'static str| {
-        let (dir, url, body) = (dir.clone(), url.clone(), body.clone());
-        tokio::task::spawn_blocking(move || {
-            std::process::Command::new(hookyard_tests::process::bin())
-                .arg("--config")
-                .arg(dir.join("router.toml"))
-                .args(["send", "github", "--body-file"])
-                .arg(body)
-                .args(["--id", id, "--url", &url])
-                .output()
-                .expect("run hookyard send")
-        })
-    };
-    let first = send("cli-send-1").await.unwrap();
+    let (body, url) = (body.to_str().unwrap(), router.webhook("github"));
+    let send = [
+        "send",
+        "github",
+        "--body-file",
+        body,
+        "--id",
+        "cli-send-1",
+        "--url",
+        &url,
+    ];
+    let first = cli(tmp.path(), TOKEN, &send).await;
     assert!(
         first.status.success(),
         "{}",
@@ -691,7 +662,7 @@ async fn send_signs_like_the_provider_and_the_router_accepts_it_once() {
         "{first}"
     );
     // The same delivery id again is the provider retrying: a duplicate.
-    let again = String::from_utf8(send("cli-send-1").await.unwrap().stdout).unwrap();
+    let again = String::from_utf8(cli(tmp.path(), TOKEN, &send).await.stdout).unwrap();
     assert!(again.contains("\"duplicate\":true"), "{again}");
     let store = hookyard_tests::open_store(&sqlite_url(tmp.path())).await;
     let stored = store
@@ -703,17 +674,12 @@ async fn send_signs_like_the_provider_and_the_router_accepts_it_once() {
     assert_eq!(stored.verification, "github");
 
     // A preset it cannot sign for says so.
-    let dir = tmp.path().to_path_buf();
-    let refused = tokio::task::spawn_blocking(move || {
-        std::process::Command::new(hookyard_tests::process::bin())
-            .arg("--config")
-            .arg(dir.join("router.toml"))
-            .args(["send", "acme", "--body-file", "/dev/null"])
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
+    let refused = cli(
+        tmp.path(),
+        TOKEN,
+        &["send", "acme", "--body-file", "/dev/null"],
+    )
+    .await;
     assert!(!refused.status.success());
     assert!(String::from_utf8_lossy(&refused.stderr).contains("cannot sign for preset `hmac`"));
     router.stop().await.unwrap();
