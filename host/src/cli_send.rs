@@ -19,7 +19,8 @@ pub(crate) struct SendArgs {
     #[arg(long)]
     body_file: PathBuf,
     /// The provider's delivery id where the scheme carries one (GitHub's
-    /// X-GitHub-Delivery, Shopify's X-Shopify-Webhook-Id); default: a new
+    /// X-GitHub-Delivery, Shopify's X-Shopify-Webhook-Id, Standard
+    /// Webhooks' webhook-id, the hmac preset's id_header); default: a new
     /// `send_` + ULID, so each send is a new event.
     #[arg(long)]
     id: Option<String>,
@@ -58,8 +59,9 @@ fn run(config: &Config, args: SendArgs) -> anyhow::Result<bool> {
     let now = crate::clock::now_ms() / 1000;
     let Some(headers) = source.verifier.sign(&body, &id, now) else {
         anyhow::bail!(
-            "hookyard send cannot sign for preset `{}` yet (it signs for github, stripe, \
-             slack, shopify and none); use the provider's own test button",
+            "hookyard send cannot sign for preset `{}`: the router holds only a public key \
+             or a token's digest for it, or its scheme signs the URL or a timestamp in the \
+             body; use the provider's own test button",
             source.preset
         );
     };

@@ -40,6 +40,15 @@ impl Keys {
         }
     }
 
+    /// The MAC of `body` under the newest secret.
+    fn sign(&self, body: &[u8]) -> Vec<u8> {
+        match self {
+            Keys::Sha256(k) => k.sign(&[body]),
+            Keys::Sha512(k) => k.sign(&[body]),
+            Keys::Sha1(k) => k.sign(&[body]),
+        }
+    }
+
     fn matches(&self, body: &[u8], mac: &[u8]) -> bool {
         match self {
             Keys::Sha256(k) => k.matches_any(&[body], &[mac]),
@@ -155,6 +164,26 @@ impl Verifier for GenericHmac {
             scheme: self.scheme,
             provider_id,
         })
+    }
+
+    fn sign(&self, body: &[u8], delivery_id: &str, _now_unix: i64) -> Option<super::Signed> {
+        let mac = self.keys.sign(body);
+        let encoded = match self.encoding {
+            SignatureEncoding::Hex => hex::encode(mac),
+            SignatureEncoding::Base64 => {
+                use base64::Engine as _;
+                base64::engine::general_purpose::STANDARD.encode(mac)
+            }
+        };
+        let prefix = self.prefix.as_deref().unwrap_or("");
+        let mut headers = vec![
+            (self.header.to_string(), format!("{prefix}{encoded}")),
+            ("Content-Type".into(), "application/json".into()),
+        ];
+        if let Some(name) = self.id_header {
+            headers.push((name.to_string(), delivery_id.to_string()));
+        }
+        Some(headers)
     }
 }
 

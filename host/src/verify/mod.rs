@@ -591,6 +591,23 @@ pub(crate) fn v0_signer(
     Ok((key, ts))
 }
 
+/// What [`v0_signer`] checks, made with the newest key at `now_unix`.
+pub(crate) fn v0_sign(
+    keys: &MacKeys<hmac::Hmac<sha2::Sha256>>,
+    body: &[u8],
+    now_unix: i64,
+    sig_header: &'static str,
+    ts_header: &'static str,
+) -> Signed {
+    let ts = now_unix.to_string();
+    let mac = keys.sign(&[b"v0:", ts.as_bytes(), b":", body]);
+    vec![
+        (sig_header.into(), format!("v0={}", hex::encode(mac))),
+        (ts_header.into(), ts),
+        ("Content-Type".into(), "application/json".into()),
+    ]
+}
+
 /// Helpers for the presets' unit tests: headers, signing and a call at a time.
 #[cfg(test)]
 pub(crate) mod test_support {

@@ -57,6 +57,16 @@ impl Verifier for Paddle {
             provider_id: body_event_id(req.body, "event_id"),
         })
     }
+
+    /// Paddle's id is the body's `event_id`: the delivery id has no place.
+    fn sign(&self, body: &[u8], _delivery_id: &str, now_unix: i64) -> Option<super::Signed> {
+        let ts = now_unix.to_string();
+        let h1 = hex::encode(self.keys.sign(&[ts.as_bytes(), b":", body]));
+        Some(vec![
+            (HEADER.into(), format!("ts={ts};h1={h1}")),
+            ("Content-Type".into(), "application/json".into()),
+        ])
+    }
 }
 
 /// Splits on `;` then on the first `=`: exactly one `ts`, at least one `h1`.

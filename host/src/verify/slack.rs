@@ -52,13 +52,13 @@ impl Verifier for Slack {
     }
 
     fn sign(&self, body: &[u8], _delivery_id: &str, now_unix: i64) -> Option<super::Signed> {
-        let ts = now_unix.to_string();
-        let mac = self.keys.sign(&[b"v0:", ts.as_bytes(), b":", body]);
-        Some(vec![
-            (SIGNATURE_HEADER.into(), format!("v0={}", hex::encode(mac))),
-            (TIMESTAMP_HEADER.into(), ts),
-            ("Content-Type".into(), "application/json".into()),
-        ])
+        Some(super::v0_sign(
+            &self.keys,
+            body,
+            now_unix,
+            SIGNATURE_HEADER,
+            TIMESTAMP_HEADER,
+        ))
     }
 
     /// Events API `url_verification`: echo `challenge` as JSON.

@@ -279,6 +279,32 @@ impl Verifier for StandardWebhooks {
             provider_id: Some(id.to_owned()),
         })
     }
+
+    /// A `v1` (HMAC) signature, with `svix-*` headers for an `svix` source;
+    /// `None` for a source holding only a `v1a` public key.
+    fn sign(&self, body: &[u8], delivery_id: &str, now_unix: i64) -> Option<super::Signed> {
+        use base64::Engine as _;
+        let keys = self.hmac.as_ref()?;
+        let names = if self.svix_headers {
+            SVIX_HEADERS
+        } else {
+            WEBHOOK_HEADERS
+        };
+        let ts = now_unix.to_string();
+        let mac = keys.sign(&[delivery_id.as_bytes(), b".", ts.as_bytes(), b".", body]);
+        Some(vec![
+            (names.id.into(), delivery_id.into()),
+            (names.timestamp.into(), ts),
+            (
+                names.signature.into(),
+                format!(
+                    "v1,{}",
+                    base64::engine::general_purpose::STANDARD.encode(mac)
+                ),
+            ),
+            ("Content-Type".into(), "application/json".into()),
+        ])
+    }
 }
 
 #[cfg(test)]

@@ -56,6 +56,16 @@ impl Verifier for Zoom {
     /// `endpoint.url_validation`: answer `plainToken` with its HMAC-SHA256
     /// (hex) under the secret that signed this request, which during a
     /// rotation is the one Zoom holds.
+    fn sign(&self, body: &[u8], _delivery_id: &str, now_unix: i64) -> Option<super::Signed> {
+        Some(super::v0_sign(
+            &self.keys,
+            body,
+            now_unix,
+            SIGNATURE_HEADER,
+            TIMESTAMP_HEADER,
+        ))
+    }
+
     fn handshake(&self, req: &Unverified<'_>) -> Option<Handshake> {
         #[derive(serde::Deserialize)]
         struct Validation {
