@@ -14,9 +14,11 @@ use tokio_util::sync::CancellationToken;
 use crate::admin::{self, AdminState, Metrics};
 use crate::backlog::BacklogWatch;
 use crate::config::{AdminConfig, Config};
+use crate::config_reload::ConfigReloader;
 use crate::deliver::{Deliverer, DeliveryOptions};
 use crate::dispatch::{Dispatcher, Routes};
 use crate::ingest::{self, IngestState, PeerAddr};
+use crate::live::Live;
 use crate::plugin::registry::Plugins;
 use crate::plugin::reload;
 use crate::plugin::{Runtime, RuntimeOptions};
@@ -50,16 +52,9 @@ pub async fn run(
     .await
     .context("plugin loading task")??;
     let plugins = Arc::new(plugins);
-    let routes = Routes {
-        sources: config
-            .sources
-            .iter()
-            .map(|(name, source)| (name.clone(), source.route.clone()))
-            .collect(),
-        plugins: plugins.clone(),
-    };
+    let routes = Arc::new(Live::new(Routes::new(&config, plugins.clone())));
     let metrics = Arc::new(Metrics::new());
-    let deliverer = Deliverer::start(
+    let deliverer = Arc::new(Deliverer::start(
         store.clone(),
         sinks,
         DeliveryOptions {
@@ -68,13 +63,19 @@ pub async fn run(
             grace: config.server.shutdown_timeout,
         },
         metrics.clone(),
-    );
-    let dispatcher = Dispatcher::start(store.clone(), routes, deliverer.handoff(), metrics.clone())
-        .context("starting the dispatch workers")?;
+    ));
+    let dispatcher = Dispatcher::start(
+        store.clone(),
+        routes.clone(),
+        deliverer.handoff(),
+        metrics.clone(),
+    )
+    .context("starting the dispatch workers")?;
+    let sources = Arc::new(Live::new(config.sources.clone()));
     let backlog = Arc::new(BacklogWatch::new(config.server.max_backlog));
 
     let state = IngestState {
-        sources: Arc::new(config.sources.clone()),
+        sources: sources.clone(),
         store: store.clone(),
         max_body_bytes: config.server.max_body_bytes,
         scheme: if config.server.tls.is_some() {
@@ -101,6 +102,19 @@ pub async fn run(
             .clone()
             .run(store.clone(), BACKLOG_EVERY, token.clone()),
     );
+    let watch_stop = token.child_token();
+    let watcher = reload::watch(plugins, watch_stop.clone()).context("watching plugin files")?;
+    let live = Arc::new(ConfigReloader {
+        path: config.file.clone(),
+        config: Arc::new(Live::new(config.clone())),
+        routes,
+        sources,
+        deliverer: deliverer.clone(),
+        metrics: metrics.clone(),
+        stop: token.clone(),
+        watcher: tokio::sync::Mutex::new(Some((watcher, watch_stop))),
+    });
+    let hangups = reload_on_hangup(live.clone(), token.clone());
     let admin = match &config.admin {
         Some(admin) => Some(
             serve_admin(
@@ -108,11 +122,10 @@ pub async fn run(
                 AdminState {
                     token: admin.token.clone().map(Arc::new),
                     store: store.clone(),
-                    plugins: plugins.clone(),
                     metrics: metrics.clone(),
                     backlog: backlog.clone(),
                     dispatch: Some(dispatcher.handle()),
-                    config: Arc::new(config.clone()),
+                    live: live.clone(),
                 },
                 token.clone(),
             )
@@ -120,7 +133,6 @@ pub async fn run(
         ),
         None => None,
     };
-    let reloader = reload::watch(plugins, token.clone()).context("watching plugin files")?;
 
     // Retention runs beside ingest and stops with it (a purge in progress
     // finishes its current chunk's statement first).
@@ -148,7 +160,11 @@ pub async fn run(
     if let Some(admin) = admin {
         let _ = admin.await;
     }
-    reloader.join().await;
+    let _ = hangups.await;
+    // A reload in progress finishes first (it holds the lock).
+    if let Some((watcher, _)) = live.watcher.lock().await.take() {
+        watcher.join().await;
+    }
     // Outcomes already computed are written; events still queued stay
     // `received` and are dispatched at the next start.
     dispatcher.stop().await;
@@ -159,6 +175,45 @@ pub async fn run(
     store.close().await;
     tracing::info!("Stopped.");
     Ok(())
+}
+
+/// Reloads the configuration on each SIGHUP until `stop` (the outcome is
+/// logged and counted by the reload itself). The handler is installed
+/// before this returns: a SIGHUP once the router listens never kills it.
+fn reload_on_hangup(
+    live: Arc<ConfigReloader>,
+    stop: CancellationToken,
+) -> tokio::task::JoinHandle<()> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut hangups = match signal(SignalKind::hangup()) {
+            Ok(hangups) => hangups,
+            Err(error) => {
+                tracing::warn!(%error, "Cannot listen for SIGHUP; reload through the admin API instead.");
+                return tokio::spawn(async {});
+            }
+        };
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    () = stop.cancelled() => return,
+                    received = hangups.recv() => {
+                        if received.is_none() {
+                            return;
+                        }
+                        tracing::info!("SIGHUP received; reloading the configuration.");
+                        let _ = live.reload().await;
+                    }
+                }
+            }
+        })
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (live, stop);
+        tokio::spawn(async {})
+    }
 }
 
 /// How often the undelivered backlog is counted (backpressure, metrics).
@@ -228,7 +283,7 @@ async fn serve(
 /// The engine sized for the configured plugins: memory slots as large as
 /// the largest memory cap, and enough instances for every dispatch worker
 /// plus every warm pool, whatever `runtime.max_instances` says.
-fn runtime_options(config: &Config) -> RuntimeOptions {
+pub(crate) fn runtime_options(config: &Config) -> RuntimeOptions {
     let defaults = RuntimeOptions::default();
     let largest = config.plugins.values().map(|p| p.limits.memory_bytes).max();
     let warm: usize = config.plugins.values().map(|p| p.warm_instances).sum();
@@ -243,7 +298,7 @@ fn runtime_options(config: &Config) -> RuntimeOptions {
 }
 
 /// A secret from `${NAME:-default}` is in the repository for anyone to read.
-fn warn_about_development_defaults(config: &Config) {
+pub(crate) fn warn_about_development_defaults(config: &Config) {
     for source in config.sources.values().filter(|s| s.uses_dev_default) {
         tracing::warn!(
             source = %source.name,

@@ -33,7 +33,7 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run the router: receive webhooks on `server.listen` until SIGTERM or Ctrl-C.
+    /// Run the router: receive webhooks on `server.listen` until SIGTERM or Ctrl-C; SIGHUP reloads router.toml.
     Serve,
     /// Validate the configuration (build every verifier, compile every plugin) without starting.
     Check,

@@ -6,6 +6,7 @@
 use std::time::{Duration, Instant};
 
 use hookyard_tests::receiver::{free_port, Receiver, Script};
+use hookyard_tests::services::{drop_database, fresh_postgres, postgres_admin};
 use hookyard_tests::{client, config_toml, sign, sqlite_url, InProcess};
 
 const TOKEN: &str = "admin-token-for-the-tests-0123456789";
@@ -28,13 +29,15 @@ fn config(
     )
 }
 
+/// A file sink, `archive`.
+const ARCHIVE: &str = "[sinks.archive]\ntype = \"file\"\npath = \"archive/{source}.jsonl\"\n";
+
 /// A router in `dir` routing `raw` to a file sink, its admin listener up;
 /// returns the admin port and the router.
 async fn with_archive(dir: &std::path::Path) -> (u16, InProcess) {
     let port = free_port();
-    let archive = "[sinks.archive]\ntype = \"file\"\npath = \"archive/{source}.jsonl\"\n";
     let router =
-        InProcess::start_with(dir, &config(dir, port, 1_000, archive, "\"archive\"")).await;
+        InProcess::start_with(dir, &config(dir, port, 1_000, ARCHIVE, "\"archive\"")).await;
     admin_up(port).await;
     (port, router)
 }
@@ -169,6 +172,64 @@ async fn health_is_open_the_rest_needs_the_token_and_the_metrics_move() {
         assert!(!after.contains(secret), "a secret reached /metrics");
     }
     router.stop().await.unwrap();
+}
+
+/// `/readyz` until it answers `status`; returns its body.
+async fn readyz_until(port: u16, status: u16) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let answer = client()
+            .get(format!("http://127.0.0.1:{port}/readyz"))
+            .send()
+            .await
+            .unwrap();
+        if answer.status() == status {
+            return answer.json().await.unwrap();
+        }
+        assert!(Instant::now() < deadline, "/readyz never answered {status}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn readyz_is_503_while_the_store_refuses_connections_and_200_once_it_is_back() {
+    let Some(url) = fresh_postgres().await else {
+        return;
+    };
+    let database = url.rsplit('/').next().unwrap().to_string();
+    let tmp = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let text = config(tmp.path(), port, 1_000, ARCHIVE, "\"archive\"")
+        .replace(&sqlite_url(tmp.path()), &url);
+    let router = InProcess::start_with(tmp.path(), &text).await;
+    admin_up(port).await;
+    assert_eq!(readyz_until(port, 200).await["store"], "ok");
+
+    postgres_admin(&[
+        &format!("ALTER DATABASE {database} ALLOW_CONNECTIONS false"),
+        &format!(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{database}'"
+        ),
+    ])
+    .await;
+    let down = readyz_until(port, 503).await;
+    assert_eq!(down["status"], "not_ready", "{down}");
+    assert!(down["store"]["error"].is_string(), "{down}");
+    assert_eq!(
+        client()
+            .get(format!("http://127.0.0.1:{port}/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200,
+        "the process is up all along"
+    );
+
+    postgres_admin(&[&format!("ALTER DATABASE {database} ALLOW_CONNECTIONS true")]).await;
+    assert_eq!(readyz_until(port, 200).await["status"], "ready");
+    router.stop().await.unwrap();
+    drop_database(&url).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -341,6 +402,21 @@ async fn the_api_shows_an_event_replays_it_and_sends_dead_letters_again() {
     .await;
     assert_eq!(status, 200);
     assert_eq!(dead["deliveries"][0]["id"], delivery_id.as_str());
+    let (_, sinks) = api(port, reqwest::Method::GET, "/api/sinks").await;
+    assert_eq!(
+        (
+            &sinks["sinks"][0]["name"],
+            &sinks["sinks"][0]["pending"],
+            &sinks["sinks"][0]["dead"]
+        ),
+        (
+            &serde_json::json!("refuser"),
+            &serde_json::json!(0),
+            &serde_json::json!(1)
+        ),
+        "{sinks}"
+    );
+    assert_eq!(sinks["not_configured"], serde_json::json!([]));
     let (status, _) = api(port, reqwest::Method::GET, "/api/deliveries?status=pending").await;
     assert_eq!(status, 400);
 
@@ -636,7 +712,9 @@ async fn events_list_and_show_read_the_admin_api_as_tables_or_json() {
 #[tokio::test(flavor = "multi_thread")]
 async fn send_signs_like_the_provider_and_the_router_accepts_it_once() {
     let tmp = tempfile::tempdir().unwrap();
-    let router = InProcess::start_with(tmp.path(), &config_toml(&sqlite_url(tmp.path()), "")).await;
+    let text = config_toml(&sqlite_url(tmp.path()), "")
+        + "\n[sources.gitlab]\nverify = \"gitlab\"\nsecrets = [\"test-gitlab-token\"]\n";
+    let router = InProcess::start_with(tmp.path(), &text).await;
     let body = tmp.path().join("push.json");
     std::fs::write(&body, br#"{"zen":"sent from the CLI"}"#).unwrap();
     let (body, url) = (body.to_str().unwrap(), router.webhook("github"));
@@ -673,14 +751,43 @@ async fn send_signs_like_the_provider_and_the_router_accepts_it_once() {
     assert_eq!(stored.body, br#"{"zen":"sent from the CLI"}"#);
     assert_eq!(stored.verification, "github");
 
-    // A preset it cannot sign for says so.
+    // The generic HMAC preset signs with its configured header, algorithm,
+    // encoding and prefix, and its id header.
+    let acme = router.webhook("acme");
+    let sent = cli(
+        tmp.path(),
+        TOKEN,
+        &[
+            "send",
+            "acme",
+            "--body-file",
+            body,
+            "--id",
+            "acme-1",
+            "--url",
+            &acme,
+        ],
+    )
+    .await;
+    assert!(
+        sent.status.success(),
+        "{}",
+        String::from_utf8_lossy(&sent.stderr)
+    );
+    assert!(store
+        .find_event_by_key("acme", "acme-1")
+        .await
+        .unwrap()
+        .is_some());
+
+    // A preset it cannot sign for (the router holds only the token's digest) says so.
     let refused = cli(
         tmp.path(),
         TOKEN,
-        &["send", "acme", "--body-file", "/dev/null"],
+        &["send", "gitlab", "--body-file", "/dev/null"],
     )
     .await;
     assert!(!refused.status.success());
-    assert!(String::from_utf8_lossy(&refused.stderr).contains("cannot sign for preset `hmac`"));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("cannot sign for preset `gitlab`"));
     router.stop().await.unwrap();
 }

@@ -15,32 +15,6 @@ use sha2::{Digest, Sha256};
 
 const SECRET: &str = "reload-test-secret";
 
-/// `base` with a custom section carrying `n` appended: the same plugin,
-/// behaving the same, with another hash (a new version).
-fn version_bytes(base: &[u8], n: u32) -> Vec<u8> {
-    fn leb(mut v: usize, out: &mut Vec<u8>) {
-        loop {
-            let byte = (v & 0x7f) as u8;
-            v >>= 7;
-            if v == 0 {
-                out.push(byte);
-                return;
-            }
-            out.push(byte | 0x80);
-        }
-    }
-    let name = b"hookyard-test-version";
-    let mut content = Vec::new();
-    leb(name.len(), &mut content);
-    content.extend_from_slice(name);
-    content.extend_from_slice(&n.to_le_bytes());
-    let mut out = base.to_vec();
-    out.push(0); // custom section
-    leb(content.len(), &mut out);
-    out.extend_from_slice(&content);
-    out
-}
-
 fn version_of(bytes: &[u8]) -> String {
     format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
 }
@@ -95,7 +69,7 @@ async fn ten_swaps_under_traffic_lose_nothing_and_broken_files_never_serve() {
     std::fs::create_dir_all(&plugin_dir).unwrap();
     let wasm = plugin_dir.join("router.wasm");
     let base = std::fs::read(plugins::wasm("github-router")).unwrap();
-    let versions: Vec<Vec<u8>> = (0..=10).map(|n| version_bytes(&base, n)).collect();
+    let versions: Vec<Vec<u8>> = (0..=10).map(|n| plugins::version_bytes(&base, n)).collect();
     std::fs::write(&wasm, &versions[0]).unwrap();
     let text = format!(
         r#"

@@ -4,6 +4,7 @@
 mod admin;
 mod allow_ips;
 mod cli;
+mod config_reload;
 mod delivery;
 mod delivery_processes;
 mod dispatch;

@@ -110,3 +110,30 @@ fn build(dir: &Path, name: &str, tool: impl FnOnce(&Path) -> Command) -> PathBuf
         .unwrap_or_else(|e| panic!("rename {} to {name}: {e}", partial.display()));
     target
 }
+
+/// `base` with a custom section carrying `n` appended: the same plugin,
+/// behaving the same, with another hash (a new version), as a hot
+/// reload test writes it.
+pub fn version_bytes(base: &[u8], n: u32) -> Vec<u8> {
+    fn leb(mut v: usize, out: &mut Vec<u8>) {
+        loop {
+            let byte = (v & 0x7f) as u8;
+            v >>= 7;
+            if v == 0 {
+                out.push(byte);
+                return;
+            }
+            out.push(byte | 0x80);
+        }
+    }
+    let name = b"hookyard-test-version";
+    let mut content = Vec::new();
+    leb(name.len(), &mut content);
+    content.extend_from_slice(name);
+    content.extend_from_slice(&n.to_le_bytes());
+    let mut out = base.to_vec();
+    out.push(0); // custom section
+    leb(content.len(), &mut out);
+    out.extend_from_slice(&content);
+    out
+}

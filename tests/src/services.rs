@@ -40,6 +40,20 @@ pub async fn fresh_postgres() -> Option<String> {
     Some(format!("postgres://postgres@127.0.0.1:5432/{name}"))
 }
 
+/// Runs each statement of `sql` on the machine's Postgres as its admin
+/// (outage tests: refusing and cutting a database's connections).
+pub async fn postgres_admin(sql: &[&str]) {
+    let mut admin = sqlx::PgConnection::connect(POSTGRES_ADMIN_URL)
+        .await
+        .expect("connect to postgres as admin");
+    for statement in sql {
+        sqlx::query(statement)
+            .execute(&mut admin)
+            .await
+            .unwrap_or_else(|e| panic!("{statement}: {e}"));
+    }
+}
+
 /// Drops a database made by [`fresh_postgres`] (best effort).
 pub async fn drop_database(url: &str) {
     let Some(name) = url.rsplit('/').next() else {

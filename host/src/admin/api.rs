@@ -2,8 +2,6 @@
 //! it, replays, dead letters and their retry, plugins and their reload,
 //! and the configured sources and sinks (never their secrets).
 
-use std::sync::Arc;
-
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -352,7 +350,7 @@ async fn retry_all(
 /// `GET /api/plugins`: each plugin's serving version and reload record.
 async fn plugins(State(state): State<AdminState>) -> Response {
     let list: Vec<Value> = state
-        .plugins
+        .plugins()
         .iter()
         .map(|(name, slot)| {
             let current = slot.current();
@@ -375,10 +373,10 @@ async fn plugins(State(state): State<AdminState>) -> Response {
 /// 200 saying whether the version changed, 422 with the reason when the
 /// file was refused (the serving version stays).
 async fn reload_plugin(State(state): State<AdminState>, Path(name): Path<String>) -> Response {
-    let Some(slot) = state.plugins.get(&name).cloned() else {
+    let plugins = state.plugins();
+    let Some(slot) = plugins.get(&name).cloned() else {
         return error(StatusCode::NOT_FOUND, "not_found", "no such plugin");
     };
-    let plugins = Arc::clone(&state.plugins);
     let reloaded = tokio::task::spawn_blocking(move || slot.reload(plugins.runtime())).await;
     match reloaded {
         Ok(Ok(crate::plugin::registry::Reloaded::Swapped { from, to })) => {
@@ -407,7 +405,7 @@ async fn reload_plugin(State(state): State<AdminState>, Path(name): Path<String>
 /// `GET /api/sources`: names, presets and routes; no secrets.
 async fn sources(State(state): State<AdminState>) -> Response {
     let list: Vec<Value> = state
-        .config
+        .config()
         .sources
         .values()
         .map(|s| {
@@ -429,11 +427,17 @@ async fn sources(State(state): State<AdminState>) -> Response {
     Json(json!({ "sources": list })).into_response()
 }
 
-/// `GET /api/sinks`: type, target (without credentials or query), limits
-/// and retry policy; header values and signing keys are never shown.
+/// `GET /api/sinks`: type, target (without credentials or query), limits,
+/// retry policy and pending and dead counts; header values and signing
+/// keys are never shown. Sinks no longer configured that still hold
+/// deliveries are listed apart, with their counts.
 async fn sinks(State(state): State<AdminState>) -> Response {
-    let list: Vec<Value> = state
-        .config
+    let mut counts = match state.store.sink_backlog().await {
+        Ok(counts) => counts,
+        Err(e) => return store_failed(&e),
+    };
+    let config = state.config();
+    let list: Vec<Value> = config
         .sinks
         .values()
         .map(|s| {
@@ -453,9 +457,12 @@ async fn sinks(State(state): State<AdminState>) -> Response {
                     "routing_key": amqp.routing_key,
                 }),
             };
+            let backlog = counts.remove(&s.name).unwrap_or_default();
             json!({
                 "name": s.name,
                 "type": s.kind.type_name(),
+                "pending": backlog.pending,
+                "dead": backlog.dead,
                 "target": target,
                 "max_concurrency": s.max_concurrency,
                 "rate_per_s": s.rate_per_s,
@@ -467,5 +474,9 @@ async fn sinks(State(state): State<AdminState>) -> Response {
             })
         })
         .collect();
-    Json(json!({ "sinks": list })).into_response()
+    let unconfigured: Vec<Value> = counts
+        .into_iter()
+        .map(|(name, backlog)| json!({ "name": name, "pending": backlog.pending, "dead": backlog.dead }))
+        .collect();
+    Json(json!({ "sinks": list, "not_configured": unconfigured })).into_response()
 }

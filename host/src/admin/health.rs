@@ -22,7 +22,7 @@ pub(super) async fn readyz(State(state): State<AdminState>) -> Response {
         Err(error) => Err(error.to_string()),
     };
     let plugins: Vec<_> = state
-        .plugins
+        .plugins()
         .iter()
         .map(|(name, slot)| json!({ "name": name, "version": slot.current().version }))
         .collect();

@@ -84,6 +84,13 @@ pub struct ReloadLabels {
     pub outcome: String,
 }
 
+/// A configuration reload's outcome.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ConfigReloadLabel {
+    /// `applied` or `refused`.
+    pub outcome: String,
+}
+
 /// The metric families. Cheap to record into from any thread.
 #[derive(Debug)]
 pub struct Metrics {
@@ -107,6 +114,8 @@ pub struct Metrics {
     /// Delivery send time, seconds (one sink batch).
     pub delivery_duration: Family<SinkLabel, Histogram>,
     plugin_reloads: Family<ReloadLabels, Counter>,
+    /// Configuration reloads (SIGHUP, admin API) by outcome.
+    pub config_reloads: Family<ConfigReloadLabel, Counter>,
     backlog_undispatched: Gauge,
     backlog_pending: Gauge,
     backlog_dead: Gauge,
@@ -201,6 +210,12 @@ impl Metrics {
             "Plugin reloads, by plugin and outcome (swapped, failed)",
             plugin_reloads.clone(),
         );
+        let config_reloads = Family::<ConfigReloadLabel, Counter>::default();
+        registry.register(
+            "config_reloads",
+            "Configuration reloads, by outcome (applied, refused)",
+            config_reloads.clone(),
+        );
         let backlog_undispatched = Gauge::default();
         registry.register(
             "backlog_undispatched_events",
@@ -237,6 +252,7 @@ impl Metrics {
             delivery_attempts,
             delivery_duration,
             plugin_reloads,
+            config_reloads,
             backlog_undispatched,
             backlog_pending,
             backlog_dead,

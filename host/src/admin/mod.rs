@@ -14,12 +14,14 @@ use serde_json::json;
 use subtle::ConstantTimeEq;
 
 use crate::backlog::BacklogWatch;
+use crate::config_reload::ConfigReloader;
 use crate::dispatch::DispatchHandle;
 use crate::plugin::registry::Plugins;
 use crate::secret::Secret;
 use crate::store::Store;
 
 mod api;
+mod config_api;
 mod extract;
 mod health;
 pub mod metrics;
@@ -33,16 +35,27 @@ pub struct AdminState {
     pub token: Option<Arc<Secret>>,
     /// The store.
     pub store: Arc<dyn Store>,
-    /// The loaded plugins.
-    pub plugins: Arc<Plugins>,
     /// The metric families.
     pub metrics: Arc<Metrics>,
     /// The last backlog count.
     pub backlog: Arc<BacklogWatch>,
     /// The dispatch hand-off (its overflow count).
     pub dispatch: Option<DispatchHandle>,
-    /// The configuration running (sources and sinks, shown without secrets).
-    pub config: Arc<crate::config::Config>,
+    /// The running configuration and plugins, and the way to reload them.
+    pub live: Arc<ConfigReloader>,
+}
+
+impl AdminState {
+    /// The plugins serving now.
+    pub fn plugins(&self) -> Arc<Plugins> {
+        Arc::clone(&self.live.routes.get().plugins)
+    }
+
+    /// The configuration running now (sources and sinks are shown without
+    /// secrets).
+    pub fn config(&self) -> Arc<crate::config::Config> {
+        self.live.config.get()
+    }
 }
 
 /// The admin routes.
@@ -50,6 +63,7 @@ pub fn router(state: AdminState) -> Router {
     let protected = Router::new()
         .route("/metrics", get(scrape))
         .merge(api::routes())
+        .merge(config_api::routes())
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             require_token,
@@ -70,9 +84,10 @@ pub fn router(state: AdminState) -> Router {
 
 /// `GET /metrics`: every family in the OpenMetrics text format.
 async fn scrape(State(state): State<AdminState>) -> Response {
+    let plugins = state.plugins();
     let text = state.metrics.encode(&metrics::Snapshot {
         backlog: state.backlog.last(),
-        plugins: Some(&state.plugins),
+        plugins: Some(plugins.as_ref()),
         dispatch_overflow: state
             .dispatch
             .as_ref()

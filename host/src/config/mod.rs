@@ -11,6 +11,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+mod digest;
 mod interpolate;
 mod raw;
 mod validate;
@@ -18,6 +19,7 @@ mod validate_admin;
 mod validate_routes;
 mod validate_sinks;
 
+pub use digest::SectionDigests;
 pub use validate::{
     Config, DeliverySettings, RuntimeSettings, ServerConfig, SourceConfig, TlsConfig,
 };
@@ -124,6 +126,7 @@ pub fn parse(
             key: e.key,
             var: e.var,
         })?;
+    let sections = SectionDigests::of(&value);
     let raw: raw::RawConfig = serde_path_to_error::deserialize(value).map_err(|e| {
         let key = e.path().to_string();
         ConfigError::Schema {
@@ -132,7 +135,9 @@ pub fn parse(
             source: Box::new(e.into_inner()),
         }
     })?;
-    validate::validate(file, raw, dev_defaults)
+    let mut config = validate::validate(file, raw, dev_defaults)?;
+    config.sections = sections;
+    Ok(config)
 }
 
 #[cfg(test)]

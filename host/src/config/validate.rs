@@ -39,6 +39,8 @@ pub struct Config {
     pub delivery: DeliverySettings,
     /// `[admin]`, when the operators' listener is on.
     pub admin: Option<AdminConfig>,
+    /// Each section's digest, which a reload compares.
+    pub sections: super::SectionDigests,
 }
 
 /// `[delivery]`, typed.
@@ -172,6 +174,7 @@ pub(super) fn validate(
         runtime,
         delivery,
         admin,
+        sections: super::SectionDigests::default(),
     })
 }
 

@@ -21,6 +21,7 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, Notify};
 
 use crate::clock::now_ms;
+use crate::live::Live;
 use crate::store::{ClaimedDelivery, DispatchOutcome, NewDelivery};
 
 /// A delivery in a worker's queue.
@@ -34,7 +35,7 @@ pub(super) struct Handed {
 }
 
 /// One sink's side of the hand-off.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(super) struct Inbox {
     pub(super) queue: mpsc::Sender<Handed>,
     /// Set when deliveries were written due at once: the worker claims.
@@ -44,10 +45,11 @@ pub(super) struct Inbox {
     pub(super) lease_ms: i64,
 }
 
-/// The dispatch finisher's way to the sink workers.
-#[derive(Debug, Clone, Default)]
+/// The dispatch finisher's way to the sink workers. A configuration
+/// reload replaces the map; a batch keeps the map it reserved in.
+#[derive(Debug, Clone)]
 pub struct DeliveryHandoff {
-    sinks: Arc<HashMap<String, Inbox>>,
+    sinks: Arc<Live<HashMap<String, Inbox>>>,
 }
 
 /// Places reserved for one batch of outcomes, to fill once it is written.
@@ -62,14 +64,26 @@ pub struct Reserved {
 impl DeliveryHandoff {
     pub(super) fn new(sinks: HashMap<String, Inbox>) -> Self {
         Self {
-            sinks: Arc::new(sinks),
+            sinks: Arc::new(Live::new(sinks)),
         }
+    }
+
+    /// Drops the inboxes of `gone` and adds (or replaces) those of
+    /// `fresh`: from now on their deliveries go to the new workers.
+    pub(super) fn replace(&self, gone: &[String], fresh: HashMap<String, Inbox>) {
+        let mut next: HashMap<String, Inbox> = (*self.sinks.get()).clone();
+        for name in gone {
+            next.remove(name);
+        }
+        next.extend(fresh);
+        self.sinks.set(Arc::new(next));
     }
 
     /// Before `outcomes` are written: reserves a queue place for each
     /// delivery whose sink's worker has room and marks it leased.
     pub fn reserve(&self, outcomes: &mut [DispatchOutcome]) -> Reserved {
         let mut reserved = Reserved::default();
+        let sinks = self.sinks.get();
         let now = now_ms();
         for (index, outcome) in outcomes.iter_mut().enumerate() {
             let (event_id, source, event_at_ms) = (
@@ -78,8 +92,7 @@ impl DeliveryHandoff {
                 outcome.event_at_ms,
             );
             for d in &mut outcome.deliveries {
-                let place = self
-                    .sinks
+                let place = sinks
                     .get(&d.sink)
                     .and_then(|inbox| Some((inbox, inbox.queue.clone().try_reserve_owned().ok()?)));
                 let Some((inbox, place)) = place else {
@@ -119,7 +132,7 @@ impl DeliveryHandoff {
 
     /// Tells `sink`'s worker that deliveries are due (a no-op for unknown names).
     pub fn wake(&self, sink: &str) {
-        if let Some(inbox) = self.sinks.get(sink) {
+        if let Some(inbox) = self.sinks.get().get(sink) {
             inbox.due.store(true, Ordering::Release);
             inbox.wake.notify_one();
         }

@@ -12,6 +12,8 @@
 //!   due and the worker is told to claim. Otherwise a worker claims every
 //!   second (retries coming due, another process's work on Postgres,
 //!   deliveries left by a crash whose lease has run out).
+//! - A configuration reload replaces the workers of changed sinks and
+//!   starts or stops those added or removed ([`Deliverer::reconfigure`]).
 //! - Shutdown stops claiming, gives sends in flight a grace period, writes
 //!   every result, and releases what is left so it is due at once.
 
@@ -21,7 +23,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::{mpsc, Notify};
-use tokio::task::{JoinHandle, JoinSet};
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::admin::Metrics;
@@ -64,79 +66,75 @@ impl Default for DeliveryOptions {
 /// The running delivery stage.
 pub struct Deliverer {
     stop: CancellationToken,
-    workers: Vec<JoinHandle<JoinSet<()>>>,
-    finisher: JoinHandle<()>,
+    /// What every worker is built with (`None` once stopping).
+    shared: Mutex<Option<Shared>>,
+    /// The running worker of each sink.
+    workers: Mutex<BTreeMap<String, RunningSink>>,
+    /// Workers a reload replaced, finishing their sends.
+    retired: Mutex<Vec<JoinHandle<()>>>,
+    finisher: Mutex<Option<JoinHandle<()>>>,
     in_flight: Arc<Mutex<HashSet<String>>>,
     store: Arc<dyn Store>,
-    sinks: Vec<Arc<dyn Sink>>,
     handoff: DeliveryHandoff,
     grace: Duration,
 }
 
+/// What a new sink worker needs from the stage.
+#[derive(Clone)]
+struct Shared {
+    results: mpsc::Sender<DeliveryResult>,
+    options: DeliveryOptions,
+    metrics: Arc<Metrics>,
+}
+
+/// One sink's worker, as the stage holds it.
+struct RunningSink {
+    sink: Arc<dyn Sink>,
+    stop: CancellationToken,
+    task: JoinHandle<worker::Stopped>,
+}
+
 impl std::fmt::Debug for Deliverer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let sinks: Vec<String> = lock(&self.workers).keys().cloned().collect();
         f.debug_struct("Deliverer")
-            .field("sinks", &self.sinks.len())
+            .field("sinks", &sinks)
             .finish_non_exhaustive()
     }
 }
+
+/// A sink for [`Deliverer::start`] and [`Deliverer::reconfigure`]: its
+/// settings and the sink built from them.
+pub type BuiltSink = (SinkConfig, Arc<dyn Sink>);
 
 impl Deliverer {
     /// Starts a worker per sink and the finisher. Each worker's first claim
     /// runs at once, picking up what an earlier run left.
     pub fn start(
         store: Arc<dyn Store>,
-        sinks: BTreeMap<String, (SinkConfig, Arc<dyn Sink>)>,
+        sinks: BTreeMap<String, BuiltSink>,
         options: DeliveryOptions,
         metrics: Arc<Metrics>,
     ) -> Self {
         let (results, finished) = mpsc::channel::<DeliveryResult>(FINISH_BATCH * 4);
-        let stop = CancellationToken::new();
-        let in_flight = Arc::new(Mutex::new(HashSet::new()));
-        let mut inboxes = HashMap::new();
-        let mut workers = Vec::new();
-        let mut built = Vec::new();
-        for (name, (config, sink)) in sinks {
-            let lease = lease_for(&config, options.lease);
-            let (queue, handed) = mpsc::channel(handoff_capacity(&config, lease));
-            let (wake, due) = (Arc::new(Notify::new()), Arc::new(AtomicBool::new(false)));
-            let sink_metrics = metrics.sink(&name);
-            inboxes.insert(
-                name,
-                handoff::Inbox {
-                    queue,
-                    due: due.clone(),
-                    wake: wake.clone(),
-                    lease_ms: i64::try_from(lease.as_millis()).unwrap_or(i64::MAX),
-                },
-            );
-            built.push(sink.clone());
-            let worker = worker::SinkWorker {
-                lease,
-                config,
-                sink,
-                store: store.clone(),
-                results: results.clone(),
-                wake,
-                due,
-                in_flight: in_flight.clone(),
-                poll: options.poll,
-                metrics: sink_metrics,
-            };
-            workers.push(tokio::spawn(worker.run(handed, stop.clone())));
-        }
-        drop(results);
         let finisher = tokio::spawn(finish(store.clone(), finished));
-        Self {
-            stop,
-            workers,
-            finisher,
-            in_flight,
+        let deliverer = Self {
+            stop: CancellationToken::new(),
+            shared: Mutex::new(Some(Shared {
+                results,
+                options,
+                metrics,
+            })),
+            workers: Mutex::new(BTreeMap::new()),
+            retired: Mutex::new(Vec::new()),
+            finisher: Mutex::new(Some(finisher)),
+            in_flight: Arc::new(Mutex::new(HashSet::new())),
             store,
-            sinks: built,
-            handoff: DeliveryHandoff::new(inboxes),
+            handoff: DeliveryHandoff::new(HashMap::new()),
             grace: options.grace,
-        }
+        };
+        deliverer.reconfigure(sinks, &[]);
+        deliverer
     }
 
     /// The hand-off for the dispatcher.
@@ -144,21 +142,100 @@ impl Deliverer {
         self.handoff.clone()
     }
 
+    /// Applies a configuration reload: each sink in `fresh` gets a new
+    /// worker (replacing the one of that name, if any), and the workers of
+    /// `gone` stop. A replaced or stopped worker finishes the sends it has
+    /// started with its old settings; what was handed to it but not sent
+    /// is released, due at once for the new worker. A sink that is gone
+    /// keeps its undelivered rows in the store: they resume if a sink of
+    /// that name comes back.
+    pub fn reconfigure(&self, fresh: BTreeMap<String, BuiltSink>, gone: &[String]) {
+        let Some(shared) = lock(&self.shared).clone() else {
+            return;
+        };
+        let mut inboxes = HashMap::new();
+        let mut started = Vec::new();
+        for (name, (config, sink)) in fresh {
+            let lease = lease_for(&config, shared.options.lease);
+            let (queue, handed) = mpsc::channel(handoff_capacity(&config, lease));
+            let (wake, due) = (Arc::new(Notify::new()), Arc::new(AtomicBool::new(false)));
+            inboxes.insert(
+                name.clone(),
+                handoff::Inbox {
+                    queue,
+                    due: due.clone(),
+                    wake: wake.clone(),
+                    lease_ms: i64::try_from(lease.as_millis()).unwrap_or(i64::MAX),
+                },
+            );
+            let worker = worker::SinkWorker {
+                lease,
+                config,
+                sink: sink.clone(),
+                store: self.store.clone(),
+                results: shared.results.clone(),
+                wake,
+                due,
+                in_flight: self.in_flight.clone(),
+                poll: shared.options.poll,
+                metrics: shared.metrics.sink(&name),
+            };
+            started.push((name, sink, worker, handed));
+        }
+        // The new inboxes take deliveries before the old workers stop, so
+        // no reservation lands in a queue nobody reads for long.
+        self.handoff.replace(gone, inboxes);
+        let mut workers = lock(&self.workers);
+        let mut replaced = Vec::new();
+        for name in gone {
+            replaced.extend(workers.remove(name).map(|old| (name.clone(), old)));
+        }
+        for (name, sink, worker, handed) in started {
+            let stop = self.stop.child_token();
+            let task = tokio::spawn(worker.run(handed, stop.clone()));
+            let old = workers.insert(name.clone(), RunningSink { sink, stop, task });
+            replaced.extend(old.map(|old| (name, old)));
+        }
+        drop(workers);
+        let mut retired = lock(&self.retired);
+        for (name, old) in replaced {
+            old.stop.cancel();
+            retired.push(tokio::spawn(retire(
+                name,
+                old,
+                self.store.clone(),
+                self.handoff.clone(),
+            )));
+        }
+    }
+
     /// Stops claiming, lets sends in flight finish within the grace period
     /// (then cuts them short), writes every result, releases deliveries
     /// whose send was cut short (due at once: the next start, or another
     /// process, takes them), and closes the sinks.
-    pub async fn stop(self) {
+    pub async fn stop(&self) {
         self.stop.cancel();
+        // Workers hold the only result senders from now on: the finisher
+        // ends when their sends have.
+        lock(&self.shared).take();
+        let workers = std::mem::take(&mut *lock(&self.workers));
+        let retired = std::mem::take(&mut *lock(&self.retired));
         let mut sends = Vec::new();
-        for worker in self.workers {
-            if let Ok(set) = worker.await {
-                sends.push(set);
+        let mut unsent = Vec::new();
+        let mut sinks = Vec::new();
+        for (_, running) in workers {
+            sinks.push(running.sink);
+            if let Ok(stopped) = running.task.await {
+                sends.push(stopped.sends);
+                unsent.extend(stopped.unsent);
             }
         }
         let drain = async {
             for set in &mut sends {
                 while set.join_next().await.is_some() {}
+            }
+            for task in retired {
+                let _ = task.await;
             }
         };
         if tokio::time::timeout(self.grace, drain).await.is_err() {
@@ -169,12 +246,12 @@ impl Deliverer {
         }
         // Dropping a JoinSet aborts its tasks, and with them their result senders.
         drop(sends);
-        let _ = self.finisher.await;
-        let left: Vec<String> = self
-            .in_flight
-            .lock()
-            .map(|mut ids| ids.drain().collect())
-            .unwrap_or_default();
+        let finisher = lock(&self.finisher).take();
+        if let Some(finisher) = finisher {
+            let _ = finisher.await;
+        }
+        let mut left: Vec<String> = lock(&self.in_flight).drain().collect();
+        left.extend(unsent);
         if !left.is_empty() {
             match self.store.release_deliveries(left, now_ms()).await {
                 Ok(released) => tracing::info!(released, "Released unfinished deliveries."),
@@ -184,9 +261,52 @@ impl Deliverer {
                 ),
             }
         }
-        for sink in self.sinks {
+        for sink in sinks {
             sink.close().await;
         }
+    }
+}
+
+/// Winds down a worker a reload replaced: releases what was handed to it
+/// and never sent (also what a place reserved before its queue closed
+/// brings in), tells the new worker of that name to claim it, lets the
+/// started sends finish, and closes the old sink.
+async fn retire(name: String, old: RunningSink, store: Arc<dyn Store>, handoff: DeliveryHandoff) {
+    let Ok(mut stopped) = old.task.await else {
+        return;
+    };
+    // Places are reserved and filled within one finisher batch; the map
+    // without this inbox is in place, so the last ones arrive at once.
+    let late = async {
+        while let Some(h) = stopped.handed.recv().await {
+            stopped.unsent.push(h.delivery.id);
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(1), late).await;
+    if !stopped.unsent.is_empty() {
+        if let Err(error) = store
+            .release_deliveries(std::mem::take(&mut stopped.unsent), now_ms())
+            .await
+        {
+            tracing::warn!(
+                sink = %name,
+                error = &error as &dyn std::error::Error,
+                "Could not release the replaced worker's deliveries; they are due again when their lease ends."
+            );
+        }
+        handoff.wake(&name);
+    }
+    while stopped.sends.join_next().await.is_some() {}
+    old.sink.close().await;
+    tracing::info!(sink = %name, "Replaced sink worker finished its sends.");
+}
+
+/// A poisoned lock still holds consistent data here (every critical
+/// section is a plain insert, remove or take).
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    match mutex.lock() {
+        Ok(guard) => guard,
+        Err(poisoned) => poisoned.into_inner(),
     }
 }
 

@@ -29,6 +29,16 @@ use crate::store::{AttemptOutcome, ClaimedDelivery, DeliveryResult, Store};
 /// Deliveries one claim takes at most.
 const CLAIM_MAX: usize = 256;
 
+/// What a stopped worker leaves behind.
+pub(super) struct Stopped {
+    /// Sends still running.
+    pub(super) sends: JoinSet<()>,
+    /// Handed-over deliveries it never sent (leased to it: to release).
+    pub(super) unsent: Vec<String>,
+    /// Its closed queue: a place reserved before the close may still fill.
+    pub(super) handed: mpsc::Receiver<Handed>,
+}
+
 /// What a sink's worker and its send tasks share.
 pub(super) struct SinkWorker {
     pub(super) config: SinkConfig,
@@ -51,13 +61,13 @@ pub(super) struct SinkWorker {
 
 impl SinkWorker {
     /// Takes, claims and sends until `stop`; returns the sends still
-    /// running, for shutdown to give them their grace. Deliveries still in
-    /// `handed` then are marked in flight, so shutdown releases them.
+    /// running, for shutdown to give them their grace, and the deliveries
+    /// handed over but never sent, to release.
     pub(super) async fn run(
         self,
         mut handed: mpsc::Receiver<Handed>,
         stop: CancellationToken,
-    ) -> JoinSet<()> {
+    ) -> Stopped {
         let worker = Arc::new(self);
         let permits = Arc::new(Semaphore::new(worker.config.max_concurrency));
         let bucket = worker
@@ -144,13 +154,15 @@ impl SinkWorker {
             }
         }
         handed.close();
-        if let Ok(mut ids) = worker.in_flight.lock() {
-            ids.extend(held.map(|h| h.delivery.id));
-            while let Ok(h) = handed.try_recv() {
-                ids.insert(h.delivery.id);
-            }
+        let mut unsent: Vec<String> = held.map(|h| h.delivery.id).into_iter().collect();
+        while let Ok(h) = handed.try_recv() {
+            unsent.push(h.delivery.id);
         }
-        sends
+        Stopped {
+            sends,
+            unsent,
+            handed,
+        }
     }
 
     /// Claims up to `want` of this sink's due deliveries (none on an error,

@@ -32,6 +32,7 @@ use crate::admin::Metrics;
 use crate::clock::now_ms;
 use crate::config::SourceRoute;
 use crate::deliver::DeliveryHandoff;
+use crate::live::Live;
 use crate::plugin::registry::Plugins;
 use crate::store::{DispatchOutcome, EventOutcome, Store};
 
@@ -60,6 +61,20 @@ pub struct Routes {
     pub sources: BTreeMap<String, SourceRoute>,
     /// The loaded plugins.
     pub plugins: Arc<Plugins>,
+}
+
+impl Routes {
+    /// The routes of `config`'s sources, through `plugins`.
+    pub fn new(config: &crate::config::Config, plugins: Arc<Plugins>) -> Self {
+        Self {
+            sources: config
+                .sources
+                .iter()
+                .map(|(name, source)| (name.clone(), source.route.clone()))
+                .collect(),
+            plugins,
+        }
+    }
 }
 
 /// Ingest's side: offers stored events to the workers.
@@ -107,7 +122,7 @@ impl Dispatcher {
     /// picking up what an earlier run left undispatched.
     pub fn start(
         store: Arc<dyn Store>,
-        routes: Routes,
+        routes: Arc<Live<Routes>>,
         handoff: DeliveryHandoff,
         metrics: Arc<Metrics>,
     ) -> std::io::Result<Self> {
@@ -115,7 +130,6 @@ impl Dispatcher {
         let jobs = Arc::new(Mutex::new(jobs));
         let (outcomes, finished) = mpsc::channel::<DispatchOutcome>(FINISH_BATCH * 4);
         let stopping = Arc::new(AtomicBool::new(false));
-        let routes = Arc::new(routes);
         let count = std::thread::available_parallelism().map_or(2, |n| n.get());
         let mut workers = Vec::with_capacity(count);
         for i in 0..count {
@@ -178,7 +192,7 @@ fn work(
     jobs: &Mutex<std_mpsc::Receiver<DispatchJob>>,
     outcomes: &mpsc::Sender<DispatchOutcome>,
     stopping: &AtomicBool,
-    routes: &Routes,
+    routes: &Live<Routes>,
 ) {
     loop {
         if stopping.load(Ordering::Acquire) {
@@ -196,7 +210,9 @@ fn work(
         if stopping.load(Ordering::Acquire) {
             return;
         }
-        let outcome = dispatch_one(&job, routes);
+        // The routes of the moment: a reload between two events applies
+        // to the second.
+        let outcome = dispatch_one(&job, &routes.get());
         if outcomes.blocking_send(outcome).is_err() {
             return;
         }

@@ -36,8 +36,8 @@ pub(super) async fn receive(
     body: Body,
 ) -> Result<Response, IngestError> {
     // Unknown sources are refused before the body is read.
-    let source_config = state
-        .sources
+    let sources = state.sources.get();
+    let source_config = sources
         .get(&source)
         .ok_or_else(|| IngestError::UnknownSource(source.clone()))?;
     // Before any other work, the body included.

@@ -10,6 +10,7 @@ use axum::Router;
 
 use crate::cidr::CidrList;
 use crate::config::SourceConfig;
+use crate::live::Live;
 use crate::store::Store;
 
 mod client_ip;
@@ -24,8 +25,9 @@ pub use error::IngestError;
 /// What the receive path needs, shared by every request.
 #[derive(Clone, Debug)]
 pub struct IngestState {
-    /// Configured sources by name.
-    pub sources: Arc<BTreeMap<String, SourceConfig>>,
+    /// Configured sources by name; a configuration reload replaces them
+    /// (a request keeps the set it started with).
+    pub sources: Arc<Live<BTreeMap<String, SourceConfig>>>,
     /// Where events go.
     pub store: Arc<dyn Store>,
     /// Largest accepted body in bytes.

@@ -2,7 +2,7 @@
 //! version currently serving, which a reload swaps atomically (in-flight
 //! events keep the version they started with).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -123,11 +123,45 @@ impl Plugins {
         runtime: Runtime,
         configs: &BTreeMap<String, PluginConfig>,
     ) -> anyhow::Result<Self> {
+        Self::build(runtime, configs, BTreeMap::new(), &BTreeMap::new())
+    }
+
+    /// The registry after a configuration reload, on the same runtime:
+    /// the plugins named in `keep` (their sections did not change) keep
+    /// their slot, with its serving version, reload record and warm
+    /// instances; every other one in `configs` loads from its file (and
+    /// carries its reload counts on, so the metric never runs backwards).
+    /// Blocking, like [`Plugins::load`]; fails naming the first plugin
+    /// that cannot load, and then nothing has changed.
+    pub fn reconfigured(
+        &self,
+        configs: &BTreeMap<String, PluginConfig>,
+        keep: &BTreeSet<String>,
+    ) -> anyhow::Result<Self> {
+        let kept = self
+            .slots
+            .iter()
+            .filter(|(name, _)| keep.contains(*name))
+            .map(|(name, slot)| (name.clone(), Arc::clone(slot)))
+            .collect();
+        Self::build(self.runtime.clone(), configs, kept, &self.slots)
+    }
+
+    fn build(
+        runtime: Runtime,
+        configs: &BTreeMap<String, PluginConfig>,
+        mut kept: BTreeMap<String, Arc<PluginSlot>>,
+        previous: &BTreeMap<String, Arc<PluginSlot>>,
+    ) -> anyhow::Result<Self> {
         let mut slots = BTreeMap::new();
         // One file may serve several plugins (other config, other grants):
         // compile it once.
         let mut compiled: std::collections::HashMap<String, LoadedPlugin> = Default::default();
         for (name, config) in configs {
+            if let Some(slot) = kept.remove(name) {
+                slots.insert(name.clone(), slot);
+                continue;
+            }
             let bytes = std::fs::read(&config.wasm).with_context(|| {
                 format!("loading plugin `{name}`: reading {}", config.wasm.display())
             })?;
@@ -142,13 +176,18 @@ impl Plugins {
                 }
             };
             tracing::info!(plugin = %name, version = %loaded.version, "Plugin loaded.");
+            let counted = |count: fn(&PluginSlot) -> &AtomicU64| {
+                previous
+                    .get(name)
+                    .map_or(0, |slot| count(slot).load(Ordering::Relaxed))
+            };
             slots.insert(
                 name.clone(),
                 Arc::new(PluginSlot {
                     config: config.clone(),
                     current: RwLock::new(Arc::new(loaded)),
-                    reloads: AtomicU64::new(0),
-                    reload_failures: AtomicU64::new(0),
+                    reloads: AtomicU64::new(counted(|slot| &slot.reloads)),
+                    reload_failures: AtomicU64::new(counted(|slot| &slot.reload_failures)),
                     last_error: Mutex::new(None),
                 }),
             );

@@ -56,6 +56,8 @@ pub struct Runtime {
     cache: Option<Arc<CompiledCache>>,
     /// The pool's memory slot size: the most any call's cap can be.
     max_memory_bytes: usize,
+    /// The pool's instance slots.
+    max_instances: u32,
 }
 
 impl std::fmt::Debug for Runtime {
@@ -218,7 +220,20 @@ impl Runtime {
             linker: Arc::new(linker),
             cache,
             max_memory_bytes: options.max_memory_bytes,
+            max_instances: options.max_instances,
         })
+    }
+
+    /// The pool's memory slot size, the largest cap a call can have: a
+    /// configuration reload asking for more needs a restart.
+    pub fn max_memory_bytes(&self) -> usize {
+        self.max_memory_bytes
+    }
+
+    /// The pool's instance slots: a reload whose warm pools and workers
+    /// need more needs a restart.
+    pub fn max_instances(&self) -> u32 {
+        self.max_instances
     }
 
     /// Compiles (or, with a cache directory, maps a previous compilation)

@@ -33,7 +33,7 @@ pub use delivery::{
 };
 pub use dispatch::{
     Backlog, DeliveryRecord, DispatchOutcome, EventOutcome, NewDelivery, NewPluginRun,
-    PluginRunRecord, DISPATCH_GRACE_MS,
+    PluginRunRecord, SinkBacklog, DISPATCH_GRACE_MS,
 };
 pub use event_list::{EventQuery, EventSummary};
 pub use group_commit::GroupCommitConfig;
@@ -286,6 +286,12 @@ pub trait Store: Send + Sync + fmt::Debug {
 
     /// Undispatched events and pending deliveries.
     async fn backlog(&self) -> Result<Backlog, StoreError>;
+
+    /// Pending and dead deliveries of each sink that has any, configured
+    /// or not (a sink a reload removed keeps its rows).
+    async fn sink_backlog(
+        &self,
+    ) -> Result<std::collections::BTreeMap<String, SinkBacklog>, StoreError>;
 
     /// Claims up to `limit` of `sink`'s deliveries due at `now_ms` (status
     /// `pending`, `next_attempt_at_ms <= now_ms`), earliest due first, and

@@ -355,6 +355,16 @@ impl Store for PostgresStore {
         postgres_dispatch::backlog(&self.pool).await
     }
 
+    async fn sink_backlog(
+        &self,
+    ) -> Result<std::collections::BTreeMap<String, super::SinkBacklog>, StoreError> {
+        let rows = sqlx::query_as(super::dispatch::SINK_BACKLOG_SQL)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db("count each sink's deliveries"))?;
+        Ok(super::dispatch::sink_backlog(rows))
+    }
+
     async fn claim_deliveries(
         &self,
         sink: &str,

@@ -306,6 +306,16 @@ impl Store for SqliteStore {
         sqlite_dispatch::backlog(&self.reads).await
     }
 
+    async fn sink_backlog(
+        &self,
+    ) -> Result<std::collections::BTreeMap<String, super::SinkBacklog>, StoreError> {
+        let rows = sqlx::query_as(super::dispatch::SINK_BACKLOG_SQL)
+            .fetch_all(&self.reads)
+            .await
+            .map_err(db("count each sink's deliveries"))?;
+        Ok(super::dispatch::sink_backlog(rows))
+    }
+
     async fn claim_deliveries(
         &self,
         sink: &str,

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use super::super::{
     AttemptOutcome, Cutoffs, DeadQuery, DeadSelector, DeliveryResult, DispatchOutcome, EventId,
-    EventOutcome, NewDelivery, ReplaySelector, Store, DISPATCH_GRACE_MS,
+    EventOutcome, NewDelivery, ReplaySelector, SinkBacklog, Store, DISPATCH_GRACE_MS,
 };
 use super::{event, TestDb};
 use crate::store::GroupCommitConfig;
@@ -215,6 +215,21 @@ pub(super) async fn dead_letters_are_listed_and_sent_again_with_a_fresh_budget(d
     assert!(listed
         .iter()
         .all(|d| d.attempts == 1 && d.sink == "archive"));
+    let per_sink = store.sink_backlog().await.unwrap();
+    assert_eq!(
+        (per_sink["archive"], per_sink["ops"], per_sink.len()),
+        (
+            SinkBacklog {
+                pending: 0,
+                dead: 3
+            },
+            SinkBacklog {
+                pending: 3,
+                dead: 0
+            },
+            2
+        )
+    );
     assert!(store
         .dead_deliveries(DeadQuery {
             sink: Some("ops".into()),
