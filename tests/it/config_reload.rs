@@ -15,6 +15,7 @@ use hookyard_tests::{
     client, config_toml, plugins, post, secrets, sign, sqlite_url, InProcess, Router,
 };
 use nix::sys::signal::Signal;
+use sha2::{Digest, Sha256};
 
 const TOKEN: &str = "admin-token-for-the-reload-tests-0123";
 
@@ -269,13 +270,70 @@ async fn sighup_applies_source_plugin_and_sink_changes_under_traffic_and_refuses
     ] {
         assert!(sample(admin, series).await >= runs, "{series} < {runs}");
     }
-    std::fs::write(&wasm, plugins::version_bytes(&base, 1)).unwrap();
+    let swapped = plugins::version_bytes(&base, 1);
+    std::fs::write(&wasm, &swapped).unwrap();
     wait_for_sample(
         admin,
         r#"hookyard_plugin_reloads_total{plugin="router",outcome="swapped"}"#,
         1.0,
     )
     .await;
+    let version = format!("sha256:{}", hex::encode(Sha256::digest(&swapped)));
+    let shown = plugin_shown(admin).await;
+    assert_eq!(
+        (
+            &shown["version"],
+            &shown["reloads"],
+            &shown["last_reload_error"]
+        ),
+        (
+            &serde_json::json!(version),
+            &serde_json::json!(1),
+            &serde_json::Value::Null
+        ),
+        "{shown}"
+    );
+
+    // A broken file asked for through the API: refused with the reason,
+    // kept as the last reload error; the serving version stays.
+    std::fs::write(&wasm, b"not a component").unwrap();
+    let refused = client()
+        .post(format!(
+            "http://127.0.0.1:{admin}/api/plugins/router/reload"
+        ))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 422);
+    let shown = plugin_shown(admin).await;
+    assert_eq!(shown["version"], version.as_str(), "{shown}");
+    assert!(
+        shown["last_reload_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("plugins/router.wasm")),
+        "{shown}"
+    );
+}
+
+/// Plugin `router` as `GET /api/plugins` shows it.
+async fn plugin_shown(admin: u16) -> serde_json::Value {
+    let list: serde_json::Value = client()
+        .get(format!("http://127.0.0.1:{admin}/api/plugins"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let router = list["plugins"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "router")
+        .cloned();
+    router.unwrap_or_else(|| panic!("no plugin router in {list}"))
 }
 
 /// The harness's preset sources plus an admin listener, `raw` to a file
