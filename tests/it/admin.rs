@@ -5,6 +5,7 @@
 
 use std::time::{Duration, Instant};
 
+use hookyard_tests::admin::{self, admin_up, sample, scrape};
 use hookyard_tests::receiver::{free_port, Receiver, Script};
 use hookyard_tests::services::{drop_database, fresh_postgres, postgres_admin};
 use hookyard_tests::{client, config_toml, sign, sqlite_url, InProcess};
@@ -42,55 +43,9 @@ async fn with_archive(dir: &std::path::Path) -> (u16, InProcess) {
     (port, router)
 }
 
-/// Waits for the admin listener (it binds once the store is open);
-/// returns its `/healthz` answer.
-async fn admin_up(port: u16) -> reqwest::Response {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        match client()
-            .get(format!("http://127.0.0.1:{port}/healthz"))
-            .send()
-            .await
-        {
-            Ok(answer) => return answer,
-            Err(error) => assert!(
-                Instant::now() < deadline,
-                "admin listener never up: {error}"
-            ),
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-async fn scrape(port: u16, token: Option<&str>) -> reqwest::Response {
-    let mut request = client().get(format!("http://127.0.0.1:{port}/metrics"));
-    if let Some(token) = token {
-        request = request.bearer_auth(token);
-    }
-    request.send().await.unwrap()
-}
-
-/// The value of the sample named exactly `series` (0 when absent).
-fn sample(text: &str, series: &str) -> f64 {
-    text.lines()
-        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
-        .map_or(0.0, |v| v.trim().parse().unwrap())
-}
-
-/// Scrapes until `series` reaches `at_least`.
+/// Scrapes until `series` reaches `at_least`, within 20 s.
 async fn wait_for_sample(port: u16, series: &str, at_least: f64) -> String {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let text = scrape(port, Some(TOKEN)).await.text().await.unwrap();
-        if sample(&text, series) >= at_least {
-            return text;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{series} never reached {at_least}:\n{text}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    admin::wait_for_sample(port, TOKEN, series, at_least, Duration::from_secs(20)).await
 }
 
 #[tokio::test(flavor = "multi_thread")]

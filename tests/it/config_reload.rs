@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use hookyard_tests::admin::{self, admin_up, metric};
 use hookyard_tests::receiver::free_port;
 use hookyard_tests::{
     client, config_toml, plugins, post, secrets, sign, sqlite_url, InProcess, Router,
@@ -74,34 +75,15 @@ fn event_ids(path: &Path) -> Vec<String> {
         .collect()
 }
 
-/// The value of the sample named exactly `series` on the admin listener
-/// (0 when absent or while the listener is not up yet).
+/// `series` on the admin listener now.
 async fn sample(admin: u16, series: &str) -> f64 {
-    let Ok(answer) = client()
-        .get(format!("http://127.0.0.1:{admin}/metrics"))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-    else {
-        return 0.0;
-    };
-    let text = answer.text().await.unwrap_or_default();
-    text.lines()
-        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
-        .map_or(0.0, |v| v.trim().parse().unwrap())
+    metric(admin, TOKEN, series).await
 }
 
 /// Waits until `series` reaches `at_least` (a reload's outcome is counted
 /// when it is done).
 async fn wait_for_sample(admin: u16, series: &str, at_least: f64) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while sample(admin, series).await < at_least {
-        assert!(
-            Instant::now() < deadline,
-            "{series} never reached {at_least}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    admin::wait_for_sample(admin, TOKEN, series, at_least, Duration::from_secs(60)).await;
 }
 
 /// Waits until the files under `dir` named in `files` hold `count` lines together.
@@ -117,20 +99,6 @@ async fn wait_for_lines(dir: &Path, files: &[&str], count: usize) -> Vec<String>
             "{} of {count} lines in {files:?}",
             ids.len()
         );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-/// Waits until the admin listener answers.
-async fn admin_up(admin: u16) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while client()
-        .get(format!("http://127.0.0.1:{admin}/healthz"))
-        .send()
-        .await
-        .is_err()
-    {
-        assert!(Instant::now() < deadline, "admin listener never up");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -159,6 +127,7 @@ async fn sighup_applies_source_plugin_and_sink_changes_under_traffic_and_refuses
         "\n[sources.retired]\nverify = \"none\"\n",
     );
     let router = Router::start(dir, &v1, &[]);
+    admin_up(admin).await;
     let orders = router.webhook("orders");
 
     // Webhooks keep arriving, one after another, all through the reload.

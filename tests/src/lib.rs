@@ -7,6 +7,7 @@
 //! - [`services`] finds the machine's PostgreSQL and applies the
 //!   `HOOKYARD_TEST_SERVICES=require` policy: skip loudly, or fail.
 
+pub mod admin;
 pub mod plugins;
 pub mod process;
 pub mod receiver;

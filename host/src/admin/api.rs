@@ -16,6 +16,7 @@ use super::{error, AdminState};
 use crate::clock::now_ms;
 use crate::config::{SinkKind, SourceRoute};
 use crate::ops::Refusal;
+use crate::plugin::registry::Reloaded;
 use crate::store::{
     DeadQuery, DeadSelector, DeliveryRecord, EventId, EventQuery, ReplaySelector, StoreError,
 };
@@ -66,6 +67,22 @@ fn store_failed(e: &StoreError) -> Response {
 /// 202: `n` events or deliveries were queued.
 fn queued(n: u64) -> Response {
     (StatusCode::ACCEPTED, Json(json!({ "queued": n }))).into_response()
+}
+
+/// The answer to a replay or retry of one id: 202 when it was queued,
+/// else 404 or 409 with the reason `why_not` finds.
+async fn one_queued<F>(done: Result<u64, StoreError>, why_not: impl FnOnce() -> F) -> Response
+where
+    F: std::future::Future<Output = Result<Refusal, StoreError>>,
+{
+    match done {
+        Ok(0) => match why_not().await {
+            Ok(refusal) => refused(&refusal),
+            Err(e) => store_failed(&e),
+        },
+        Ok(n) => queued(n),
+        Err(e) => store_failed(&e),
+    }
 }
 
 fn refused(refusal: &Refusal) -> Response {
@@ -202,18 +219,11 @@ fn delivery_json(d: DeliveryRecord, attempts: &[crate::store::AttemptRecord]) ->
 /// `POST /api/events/{id}/replay`: 202 when queued, 404 or 409 with the reason.
 async fn replay_one(State(state): State<AdminState>, Path(id): Path<String>) -> Response {
     let id = EventId::from_string(id);
-    match state
+    let done = state
         .store
         .request_replay(ReplaySelector::One(id.clone()), now_ms())
-        .await
-    {
-        Ok(0) => match crate::ops::why_not_replayed(&*state.store, &id).await {
-            Ok(refusal) => refused(&refusal),
-            Err(e) => store_failed(&e),
-        },
-        Ok(n) => queued(n),
-        Err(e) => store_failed(&e),
-    }
+        .await;
+    one_queued(done, || crate::ops::why_not_replayed(&*state.store, &id)).await
 }
 
 /// The filter of a bulk replay; at least one field is required.
@@ -311,18 +321,11 @@ async fn deliveries(
 
 /// `POST /api/deliveries/{id}/retry`: a dead letter sent again, same key.
 async fn retry_one(State(state): State<AdminState>, Path(id): Path<String>) -> Response {
-    match state
+    let done = state
         .store
         .retry_dead(DeadSelector::One(id.clone()), now_ms())
-        .await
-    {
-        Ok(0) => match crate::ops::why_not_retried(&*state.store, &id).await {
-            Ok(refusal) => refused(&refusal),
-            Err(e) => store_failed(&e),
-        },
-        Ok(n) => queued(n),
-        Err(e) => store_failed(&e),
-    }
+        .await;
+    one_queued(done, || crate::ops::why_not_retried(&*state.store, &id)).await
 }
 
 #[derive(Debug, Deserialize)]
@@ -374,27 +377,21 @@ async fn plugins(State(state): State<AdminState>) -> Response {
 /// file was refused (the serving version stays).
 async fn reload_plugin(State(state): State<AdminState>, Path(name): Path<String>) -> Response {
     let plugins = state.plugins();
-    let Some(slot) = plugins.get(&name).cloned() else {
+    if plugins.get(&name).is_none() {
         return error(StatusCode::NOT_FOUND, "not_found", "no such plugin");
-    };
-    let reloaded = tokio::task::spawn_blocking(move || slot.reload(plugins.runtime())).await;
-    match reloaded {
-        Ok(Ok(crate::plugin::registry::Reloaded::Swapped { from, to })) => {
-            tracing::info!(plugin = %name, %from, %to, "Plugin reloaded by the admin API.");
+    }
+    // The file watcher's reload: compiled off the async threads, logged.
+    match crate::plugin::reload::reload_logged(&plugins, &name).await {
+        Some(Ok(Reloaded::Swapped { from, to })) => {
             Json(json!({ "outcome": "swapped", "from": from, "to": to })).into_response()
         }
-        Ok(Ok(crate::plugin::registry::Reloaded::Unchanged)) => {
-            Json(json!({ "outcome": "unchanged" })).into_response()
-        }
-        Ok(Err(why)) => {
-            tracing::warn!(plugin = %name, error = %format!("{why:#}"), "Plugin reload refused; the serving version stays.");
-            error(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "reload_failed",
-                &format!("{why:#}"),
-            )
-        }
-        Err(_) => error(
+        Some(Ok(Reloaded::Unchanged)) => Json(json!({ "outcome": "unchanged" })).into_response(),
+        Some(Err(why)) => error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "reload_failed",
+            &format!("{why:#}"),
+        ),
+        None => error(
             StatusCode::INTERNAL_SERVER_ERROR,
             "internal",
             "the reload task failed",
