@@ -17,6 +17,8 @@
 use std::path::Path;
 use std::process::Command;
 
+mod outer_build_env;
+
 fn main() {
     println!("cargo:rerun-if-changed=migrations");
     println!("cargo:rerun-if-env-changed=HOOKYARD_SKIP_PLUGIN_BUILD");
@@ -36,14 +38,7 @@ fn main() {
         .args(["build", "--release", "--target", "wasm32-wasip2"])
         .current_dir(plugins);
     // What the outer build set for the host must not leak into the wasm build.
-    for var in [
-        "CARGO_TARGET_DIR",
-        "CARGO_BUILD_TARGET",
-        "RUSTFLAGS",
-        "CARGO_ENCODED_RUSTFLAGS",
-        "CARGO_BUILD_RUSTFLAGS",
-        "RUSTC_WORKSPACE_WRAPPER",
-    ] {
+    for var in outer_build_env::OUTER_BUILD_VARS {
         build.env_remove(var);
     }
     match build.output() {

@@ -6,6 +6,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 
+#[path = "../../host/outer_build_env.rs"]
+mod outer_build_env;
+
 /// The repository's `plugins/` workspace.
 pub fn workspace() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../plugins")
@@ -23,14 +26,16 @@ pub fn wasm(name: &str) -> PathBuf {
     static BUILT: OnceLock<()> = OnceLock::new();
     BUILT.get_or_init(|| {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let out = Command::new(cargo)
+        let mut build = Command::new(cargo);
+        build
             .args(["build", "--release", "--target", "wasm32-wasip2"])
-            .current_dir(workspace())
-            // The outer `cargo test` may point these at the host build.
-            .env_remove("CARGO_TARGET_DIR")
-            .env_remove("RUSTFLAGS")
-            .output()
-            .expect("run cargo for plugins/");
+            .current_dir(workspace());
+        // The outer `cargo test` may point these at the host build (CI sets
+        // the flags and a clippy wrapper); the same list as host/build.rs.
+        for var in outer_build_env::OUTER_BUILD_VARS {
+            build.env_remove(var);
+        }
+        let out = build.output().expect("run cargo for plugins/");
         assert!(
             out.status.success(),
             "building plugins/ failed:\n{}",
