@@ -18,7 +18,7 @@
 //! - [`cli`]: the `hookyard` command line (`serve`, `check`, `plugin run`,
 //!   `replay`, `dlq`).
 //!
-//! Around them: [`secret`] (values that never print), [`cidr`] (IP allow-lists), [`telemetry`] (logs),
+//! Around them: [`secret`] (values that never print), [`cidr`] (IP allow-lists), [`telemetry`] (logs, written by [`log_sink`]),
 //! [`tls`] (rustls acceptor), [`shutdown`] (signals).
 
 pub mod admin;
@@ -39,6 +39,7 @@ pub mod deliver;
 pub mod dispatch;
 pub mod ingest;
 pub mod live;
+pub mod log_sink;
 mod ops;
 pub mod plugin;
 pub mod secret;

@@ -1,9 +1,10 @@
-//! Logging setup: `tracing` to stderr through a non-blocking writer, so a
-//! slow terminal or pipe never stalls the request path (lines are dropped
-//! instead when the buffer is full, and the drop is counted by the writer).
+//! Logging setup: `tracing` to stderr through [`LogSink`], so a slow
+//! terminal or pipe never stalls the request path (lines are dropped
+//! instead when its buffer is full, and the drop is reported).
 
-use tracing_appender::non_blocking::WorkerGuard;
 use tracing_subscriber::EnvFilter;
+
+use crate::log_sink::{LogSink, LogSinkGuard};
 
 /// Log line format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -15,14 +16,10 @@ pub enum LogFormat {
 }
 
 /// Installs the global subscriber. `RUST_LOG` overrides the default
-/// `info` level. Keep the guard alive until exit: dropping it flushes.
-pub fn init(format: LogFormat) -> WorkerGuard {
-    // Buffered: the appender's thread drains every queued line into the
-    // buffer and flushes once the queue is empty, so under load one write(2)
-    // carries many lines instead of one each (the per-request line was ~5%
-    // of the router's CPU in bench/ as a syscall per line).
-    let stderr = std::io::BufWriter::with_capacity(64 * 1024, std::io::stderr());
-    let (writer, guard) = tracing_appender::non_blocking(stderr);
+/// `info` level. Keep the guard alive until exit: dropping it writes what
+/// is still buffered.
+pub fn init(format: LogFormat) -> LogSinkGuard {
+    let (writer, guard) = LogSink::new(std::io::stderr());
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
