@@ -26,6 +26,9 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use hookyard::plugin::{Limits, LoadedPlugin, PluginEvent, Runtime, RuntimeOptions};
 
+#[path = "../../../host/outer_build_env.rs"]
+mod outer_build_env;
+
 /// One plugin under test.
 struct Subject {
     name: String,
@@ -223,7 +226,8 @@ fn subjects() -> anyhow::Result<Vec<Subject>> {
 fn build_github_router() -> anyhow::Result<PathBuf> {
     let plugins = Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins");
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = Command::new(cargo)
+    let mut build = Command::new(cargo);
+    build
         .args([
             "build",
             "--release",
@@ -232,12 +236,12 @@ fn build_github_router() -> anyhow::Result<PathBuf> {
             "-p",
             "github-router",
         ])
-        .current_dir(&plugins)
-        // The outer cargo may point these at the host build.
-        .env_remove("CARGO_TARGET_DIR")
-        .env_remove("RUSTFLAGS")
-        .status()
-        .context("running cargo for plugins/")?;
+        .current_dir(&plugins);
+    // The outer cargo may point these at the host build (as host/build.rs).
+    for var in outer_build_env::OUTER_BUILD_VARS {
+        build.env_remove(var);
+    }
+    let status = build.status().context("running cargo for plugins/")?;
     if !status.success() {
         bail!("building plugins/github-router failed");
     }
