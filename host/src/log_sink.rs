@@ -8,8 +8,9 @@
 //! wakes that thread whenever it has gone idle, hundreds of times a second
 //! under load; the thread's receive loop alone was ~3% of the router's CPU
 //! in the ingest benchmark (bench/README.md, "Profile and experiments").
-//! Here the writer thread sleeps between flushes and writes everything
-//! buffered with one call.
+//! Here the writer thread is woken by the first line after a flush only,
+//! lets the next 10 ms of lines join it, and writes them with one call;
+//! with nothing to write it sleeps without a timer.
 //!
 //! The promise is the same: a request never blocks on logging. When the
 //! buffer is full (the output is stuck or slower than the lines), lines are
@@ -42,8 +43,8 @@ struct Pending {
 #[derive(Debug)]
 struct Shared {
     pending: Mutex<Pending>,
-    /// Signalled only at shutdown; flushes run on the timer.
-    closing: Condvar,
+    /// Wakes the writer thread: for the first line after a flush, and at shutdown.
+    wake: Condvar,
     capacity: usize,
 }
 
@@ -82,7 +83,7 @@ impl LogSink {
     fn with_capacity(output: impl Write + Send + 'static, capacity: usize) -> (Self, LogSinkGuard) {
         let shared = Arc::new(Shared {
             pending: Mutex::new(Pending::default()),
-            closing: Condvar::new(),
+            wake: Condvar::new(),
             capacity,
         });
         let thread = std::thread::Builder::new()
@@ -104,25 +105,35 @@ impl LogSink {
 impl Drop for LogSinkGuard {
     fn drop(&mut self) {
         self.shared.lock().closing = true;
-        self.shared.closing.notify_all();
+        self.shared.wake.notify_all();
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
     }
 }
 
-/// The writer thread: every [`FLUSH_EVERY`], swap the buffer for an empty
-/// one and write it out with one call, until closed and drained.
+/// The writer thread: asleep while nothing is buffered; once a line
+/// arrives, it waits [`FLUSH_EVERY`] for more, then swaps the buffer for an
+/// empty one and writes it out with one call. Until closed and drained.
 fn write_out(shared: &Shared, mut output: impl Write) {
     // The two buffers trade places, so steady logging allocates nothing.
     let mut batch = Vec::new();
     loop {
         let (dropped, closing) = {
             let mut pending = shared.lock();
+            // Idle: no timer, so an idle router's log thread never wakes.
+            while pending.bytes.is_empty() && pending.dropped == 0 && !pending.closing {
+                pending = shared
+                    .wake
+                    .wait(pending)
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+            }
+            // Under load, the lines of the next few milliseconds join this
+            // one and leave in the same write.
             if !pending.closing {
                 pending = shared
-                    .closing
-                    .wait_timeout(pending, FLUSH_EVERY)
+                    .wake
+                    .wait_timeout_while(pending, FLUSH_EVERY, |p| !p.closing)
                     .unwrap_or_else(std::sync::PoisonError::into_inner)
                     .0;
             }
@@ -156,10 +167,16 @@ pub struct LineWriter<'a> {
 impl Write for LineWriter<'_> {
     fn write(&mut self, line: &[u8]) -> std::io::Result<usize> {
         let mut pending = self.shared.lock();
+        // Only the first line after a flush wakes the writer thread.
+        let first = pending.bytes.is_empty() && pending.dropped == 0;
         if pending.bytes.len() + line.len() > self.shared.capacity {
             pending.dropped += 1;
         } else {
             pending.bytes.extend_from_slice(line);
+        }
+        drop(pending);
+        if first {
+            self.shared.wake.notify_one();
         }
         // Claimed written either way: a dropped line is counted, not retried.
         Ok(line.len())
@@ -182,7 +199,7 @@ impl<'a> MakeWriter<'a> for LogSink {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
     use super::*;
 
@@ -191,6 +208,7 @@ mod tests {
     struct Output {
         bytes: Arc<Mutex<Vec<u8>>>,
         stuck: Arc<AtomicBool>,
+        flushes: Arc<AtomicUsize>,
     }
 
     impl Write for Output {
@@ -203,6 +221,7 @@ mod tests {
         }
 
         fn flush(&mut self) -> std::io::Result<()> {
+            self.flushes.fetch_add(1, Ordering::AcqRel);
             Ok(())
         }
     }
@@ -250,6 +269,31 @@ mod tests {
             assert!(std::time::Instant::now() < deadline, "never written");
             std::thread::sleep(Duration::from_millis(5));
         }
+    }
+
+    #[test]
+    fn an_idle_writer_thread_stays_asleep_until_a_line_arrives() {
+        let output = Output::default();
+        let (sink, _guard) = LogSink::new(output.clone());
+        std::thread::sleep(FLUSH_EVERY * 10);
+        assert_eq!(
+            output.flushes.load(Ordering::Acquire),
+            0,
+            "woke with nothing to write"
+        );
+        sink.make_writer().write_all(b"one line\n").unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while output.flushes.load(Ordering::Acquire) == 0 {
+            assert!(std::time::Instant::now() < deadline, "never written");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        std::thread::sleep(FLUSH_EVERY * 10);
+        assert_eq!(
+            output.flushes.load(Ordering::Acquire),
+            1,
+            "one line, one write"
+        );
+        assert_eq!(output.text(), "one line\n");
     }
 
     #[test]
