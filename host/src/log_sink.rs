@@ -1,7 +1,7 @@
 //! Where formatted log lines go: appended to one shared buffer that a
-//! single thread writes out every few milliseconds, so a log line costs
-//! its caller a short lock and a copy, and never a wake-up, an allocation
-//! or a wait for a slow stderr.
+//! single thread writes out in batches, so a log line costs its caller a
+//! short lock and a copy, never an allocation or a wait for a slow stderr,
+//! and at most one wake-up of that thread per 10 ms batch.
 //!
 //! Why not `tracing-appender`'s non-blocking writer, as before: it hands
 //! every line to its thread through a channel (a fresh `Vec` per line) and
@@ -301,8 +301,9 @@ mod tests {
         let output = Output::default();
         output.stuck.store(true, Ordering::Release);
         let (sink, guard) = LogSink::with_capacity(output.clone(), 1000);
-        // Let the writer take an empty buffer and block on nothing, then
-        // fill the buffer while the output is stuck.
+        // All 100 lines arrive within the writer's 10 ms wait: what fits in
+        // the buffer is kept, the rest is dropped, and the writer then hangs
+        // on the stuck output until the test frees it.
         let started = std::time::Instant::now();
         for i in 0..100 {
             sink.make_writer()
