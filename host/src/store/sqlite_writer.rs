@@ -41,13 +41,14 @@ const CHECKPOINT_EVERY_ROWS: usize = 100;
 /// WAL pages after which a commit of the writer runs SQLite's automatic
 /// checkpoint (`wal_autocheckpoint`; SQLite's default is 1000). That
 /// checkpoint is what completes the WAL so it can restart, and it fsyncs
-/// the database file each time. Under the end-to-end load (about 8 WAL
-/// pages per event: insert, dispatch outcome, delivery result) the default
-/// ran it ~80 times a second, an eighth of the writer's time, half of it
-/// in that fsync. At 8000 pages (a WAL of up to ~32 MiB between restarts)
-/// it runs a few times a second; measured with `bench/ab.sh` (c64 ingest):
-/// 3-14% more req/s, writer CPU per request 6-10% lower, p99 unchanged
-/// within the noise (bench/README.md).
+/// the database file each time. Under the end-to-end load (6-9 WAL pages
+/// per event: insert, dispatch outcome, delivery result) the default ran
+/// it ~50-80 times a second, an eighth of the writer's time, half of it in
+/// that fsync. At 8000 pages (a WAL of up to ~32 MiB between restarts) it
+/// runs a few times a second. Measured (bench/README.md): c64 ingest 3-14%
+/// more req/s with p99 unchanged within the noise; at 10,000 events/s
+/// offered end to end, 11-23% more delivered and the writer's CPU per
+/// event 10-20% lower.
 const WRITER_AUTOCHECKPOINT_PAGES: u32 = 8000;
 
 /// A thread with its own connection that copies WAL frames into the
