@@ -1,7 +1,8 @@
 # Shell functions shared by the end-to-end benchmarks (dispatch.sh, in both
-# of its stages). Sourced, not run. The caller sets WORK (its temp dir),
-# HOOKYARD, LOAD, BENCH_SECRET, QUIET_MAX, QUIET_WAIT, an array PIDS (its
-# children, for its cleanup trap) and defines die().
+# of its stages) and the A/B runner (ab.sh). Sourced, not run. The caller
+# sets WORK (its temp dir), HOOKYARD, BENCH_SECRET, QUIET_MAX, QUIET_WAIT,
+# an array PIDS (its children, for its cleanup trap), LOAD if it calls
+# load(), and defines die().
 
 # start NAME: runs the router on NAME.toml, waits (<= 60 s: it compiles the
 # plugin on the first start) for its address; sets PID and ADDR.

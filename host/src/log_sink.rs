@@ -1,7 +1,8 @@
 //! Where formatted log lines go: appended to one shared buffer that a
 //! single thread writes out in batches, so a log line costs its caller a
-//! short lock and a copy, never an allocation or a wait for a slow stderr,
-//! and at most one wake-up of that thread per 10 ms batch.
+//! short lock and a copy (no allocation once the two buffers have grown to
+//! the load), never a wait for a slow stderr, and at most one wake-up of
+//! that thread per 10 ms batch.
 //!
 //! Why not `tracing-appender`'s non-blocking writer, as before: it hands
 //! every line to its thread through a channel (a fresh `Vec` per line) and
