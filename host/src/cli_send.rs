@@ -27,6 +27,38 @@ pub(crate) struct SendArgs {
     /// Where to post (default: `server.listen` of router.toml + /webhooks/SOURCE).
     #[arg(long)]
     url: Option<String>,
+    /// An extra header, `NAME: VALUE`, repeatable. It replaces a header of
+    /// the same name that signing set: GitHub's signer sends
+    /// `X-GitHub-Event: ping`, so a push needs `--header 'X-GitHub-Event: push'`.
+    #[arg(long = "header", short = 'H', value_name = "NAME: VALUE", value_parser = parse_header)]
+    headers: Vec<(String, String)>,
+}
+
+/// Parses `NAME: VALUE` (spaces around either are trimmed; the value may be empty).
+fn parse_header(arg: &str) -> Result<(String, String), String> {
+    let (name, value) = arg
+        .split_once(':')
+        .ok_or_else(|| format!("`{arg}` is not `NAME: VALUE`"))?;
+    let name = name.trim();
+    reqwest::header::HeaderName::from_bytes(name.as_bytes())
+        .map_err(|_| format!("`{name}` is not a valid header name"))?;
+    let value = value.trim();
+    reqwest::header::HeaderValue::from_str(value)
+        .map_err(|_| format!("the value of `{name}` is not a valid header value"))?;
+    Ok((name.to_string(), value.to_string()))
+}
+
+/// The signer's headers with `extra` applied: each replaces the signer's
+/// header of the same name (names compare case-insensitively) or is added.
+fn with_extra(
+    mut signed: Vec<(String, String)>,
+    extra: Vec<(String, String)>,
+) -> Vec<(String, String)> {
+    for (name, value) in extra {
+        signed.retain(|(have, _)| !have.eq_ignore_ascii_case(&name));
+        signed.push((name, value));
+    }
+    signed
 }
 
 /// Runs `hookyard send`: exit 0 when the router answered 2xx.
@@ -65,6 +97,7 @@ fn run(config: &Config, args: SendArgs) -> anyhow::Result<bool> {
             source.preset
         );
     };
+    let headers = with_extra(headers, args.headers);
     let url = args.url.unwrap_or_else(|| {
         let listen = config.server.listen;
         let host = if listen.ip().is_unspecified() {
@@ -97,4 +130,54 @@ fn run(config: &Config, args: SendArgs) -> anyhow::Result<bool> {
         println!("{} {}", status.as_u16(), text.trim_end());
         Ok(status.is_success())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pair(name: &str, value: &str) -> (String, String) {
+        (name.into(), value.into())
+    }
+
+    #[test]
+    fn a_header_argument_is_name_colon_value() {
+        assert_eq!(
+            parse_header("X-GitHub-Event: push"),
+            Ok(pair("X-GitHub-Event", "push"))
+        );
+        assert_eq!(parse_header("X-Empty:"), Ok(pair("X-Empty", "")));
+        assert_eq!(
+            parse_header("X-GitHub-Event push"),
+            Err("`X-GitHub-Event push` is not `NAME: VALUE`".into())
+        );
+        assert_eq!(
+            parse_header("Bad Name: x"),
+            Err("`Bad Name` is not a valid header name".into())
+        );
+        assert_eq!(
+            parse_header("X-Line: a\nb"),
+            Err("the value of `X-Line` is not a valid header value".into())
+        );
+    }
+
+    #[test]
+    fn an_extra_header_replaces_the_signers_of_the_same_name() {
+        let signed = vec![
+            pair("X-Hub-Signature-256", "sha256=00"),
+            pair("X-GitHub-Event", "ping"),
+        ];
+        let sent = with_extra(
+            signed,
+            vec![pair("x-github-event", "push"), pair("X-Trace", "1")],
+        );
+        assert_eq!(
+            sent,
+            vec![
+                pair("X-Hub-Signature-256", "sha256=00"),
+                pair("x-github-event", "push"),
+                pair("X-Trace", "1"),
+            ]
+        );
+    }
 }

@@ -5,6 +5,7 @@
 
 use std::time::{Duration, Instant};
 
+use hookyard::store::HeaderValueRepr;
 use hookyard_tests::admin::{self, admin_up, sample, scrape};
 use hookyard_tests::receiver::{free_port, Receiver, Script};
 use hookyard_tests::services::{drop_database, fresh_postgres, postgres_admin};
@@ -705,6 +706,65 @@ async fn send_signs_like_the_provider_and_the_router_accepts_it_once() {
         .unwrap();
     assert_eq!(stored.body, br#"{"zen":"sent from the CLI"}"#);
     assert_eq!(stored.verification, "github");
+    let event_type = |event: &hookyard::store::StoredEvent| {
+        event
+            .headers
+            .iter()
+            .find(|(name, _)| name == "x-github-event")
+            .map(|(_, value)| value.clone())
+    };
+    assert_eq!(
+        event_type(&stored),
+        Some(HeaderValueRepr::Text("ping".into()))
+    );
+
+    // --header replaces what the signer set: the same body as a push.
+    let push = [
+        "send",
+        "github",
+        "--body-file",
+        body,
+        "--id",
+        "cli-send-2",
+        "--url",
+        &url,
+        "--header",
+        "X-GitHub-Event: push",
+    ];
+    let pushed = cli(tmp.path(), TOKEN, &push).await;
+    assert!(
+        pushed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&pushed.stderr)
+    );
+    let stored = store
+        .find_event_by_key("github", "cli-send-2")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        event_type(&stored),
+        Some(HeaderValueRepr::Text("push".into()))
+    );
+    let malformed = cli(
+        tmp.path(),
+        TOKEN,
+        &[
+            "send",
+            "github",
+            "--body-file",
+            body,
+            "--header",
+            "X-GitHub-Event push",
+        ],
+    )
+    .await;
+    assert!(!malformed.status.success());
+    assert!(
+        String::from_utf8_lossy(&malformed.stderr).contains("is not `NAME: VALUE`"),
+        "{}",
+        String::from_utf8_lossy(&malformed.stderr)
+    );
 
     // The generic HMAC preset signs with its configured header, algorithm,
     // encoding and prefix, and its id header.

@@ -306,6 +306,7 @@ fn the_stripe_reducer_queues_a_compact_event_and_archives_the_full_one() {
                         r#"{"id":"evt_1PqR2sLkdIwHu7ix0abcDEFg","type":"invoice.paid","#,
                         r#""created":1718006400,"livemode":false,"#,
                         r#""object_id":"in_1PqR2qLkdIwHu7ixHIJklmNo","object":"invoice","#,
+                        r#""amount_due":4200,"amount_paid":4200,"#,
                         r#""currency":"eur","customer":"cus_QabCdEfGhIjKlM","status":"paid"}"#
                     )
                     .into()

@@ -10,8 +10,12 @@
 //!
 //! Events whose type starts with one of `types` (every event if unset) go to
 //! the `queue` sink as `{id, type, created, livemode, object_id, object,
-//! amount, currency, customer, status}`: the event's own fields (`null` when
-//! absent), then those of `data.object` that are present. Every event goes to
+//! amount, amount_due, amount_paid, currency, customer, status}`: the event's
+//! own fields (`null` when absent), then those of `data.object` that are
+//! present. Charges and payment intents carry `amount`; invoices carry
+//! `amount_due` and `amount_paid` instead, so both are copied as Stripe
+//! wrote them rather than folded into one field whose meaning would depend
+//! on the object. Every event goes to
 //! the `archive` sink unchanged. Both are keyed by the Stripe event id; the
 //! queue message's subject suffix is the event type.
 
@@ -71,6 +75,8 @@ fn compact(event: &Value) -> String {
         ("object_id", "id"),
         ("object", "object"),
         ("amount", "amount"),
+        ("amount_due", "amount_due"),
+        ("amount_paid", "amount_paid"),
         ("currency", "currency"),
         ("customer", "customer"),
         ("status", "status"),
