@@ -177,10 +177,10 @@ sinks = ["slow"]
     // four sends: on a loaded machine the last events can still be queued
     // for dispatch when the first sends arrive, and a SIGTERM then leaves
     // them undispatched (correct, but not what this test is about).
-    let watcher = open_store(&sqlite_url(tmp.path())).await;
+    let store = open_store(&sqlite_url(tmp.path())).await;
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let backlog = watcher.backlog().await.unwrap();
+        let backlog = store.backlog().await.unwrap();
         if slow.arrived() >= 4 && backlog.undispatched == 0 && backlog.pending_deliveries == 8 {
             break;
         }
@@ -191,7 +191,6 @@ sinks = ["slow"]
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    watcher.close().await;
     let stopping = Instant::now();
     router.signal(Signal::SIGTERM);
     let status = router.wait_exit(Duration::from_secs(15));
@@ -203,7 +202,6 @@ sinks = ["slow"]
     );
     slow.stop().await;
 
-    let store = open_store(&sqlite_url(tmp.path())).await;
     let backlog = store.backlog().await.unwrap();
     assert_eq!(
         (

@@ -15,9 +15,9 @@
 //! present. Charges and payment intents carry `amount`; invoices carry
 //! `amount_due` and `amount_paid` instead, so both are copied as Stripe
 //! wrote them rather than folded into one field whose meaning would depend
-//! on the object. Every event goes to
-//! the `archive` sink unchanged. Both are keyed by the Stripe event id; the
-//! queue message's subject suffix is the event type.
+//! on the object. Every event goes to the `archive` sink unchanged. Both are
+//! keyed by the Stripe event id; the queue message's subject suffix is the
+//! event type.
 
 use hookyard_guest::{config, export_plugin, Action, Delivery, Error, Event, Plugin};
 use serde_json::Value;
