@@ -88,14 +88,9 @@ async fn one_log_line_per_request_and_no_secrets_in_logs() {
     assert!(generated.starts_with("req_"), "{generated}");
 
     // The non-blocking writer flushes within moments.
-    let mut logs = String::new();
-    for _ in 0..50 {
-        logs = router.logs();
-        if logs.matches("\"source\":\"github\"").count() >= 2 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    let logs = router
+        .logs_when(|logs| logs.matches("\"source\":\"github\"").count() >= 2)
+        .await;
     let lines: Vec<serde_json::Value> = logs
         .lines()
         .filter_map(|l| serde_json::from_str(l).ok())
@@ -130,14 +125,9 @@ async fn start_warns_for_each_source_on_a_development_default_secret() {
         sqlite_url(dir.path())
     );
     let router = Router::start(dir.path(), &text, &["--log-format", "json"]);
-    let mut logs = String::new();
-    for _ in 0..50 {
-        logs = router.logs();
-        if logs.contains("development default") {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    let logs = router
+        .logs_when(|logs| logs.contains("development default"))
+        .await;
     let warnings: Vec<serde_json::Value> = logs
         .lines()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())

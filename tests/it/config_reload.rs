@@ -213,7 +213,9 @@ async fn sighup_applies_source_plugin_and_sink_changes_under_traffic_and_refuses
     router.signal(Signal::SIGHUP);
     wait_for_sample(admin, REFUSED, 1.0).await;
     assert_eq!(sample(admin, APPLIED).await, 1.0);
-    let logs = router.logs();
+    let logs = router
+        .logs_when(|logs| logs.contains("Configuration reload refused"))
+        .await;
     let refusal = logs
         .lines()
         .find(|l| l.contains("Configuration reload refused"))

@@ -112,6 +112,21 @@ impl Router {
     pub fn logs(&self) -> String {
         std::fs::read_to_string(&self.log_path).unwrap_or_default()
     }
+
+    /// Everything it logged, once `ready` holds for it or after 5 s (then
+    /// the caller's assertion shows what was there). The router writes its
+    /// log in batches every 10 ms, so a line can trail the effect it
+    /// reports (a metric, an answer).
+    pub async fn logs_when(&self, ready: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let logs = self.logs();
+            if ready(&logs) || Instant::now() >= deadline {
+                return logs;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
 }
 
 impl Drop for Router {
