@@ -24,16 +24,20 @@ async fn finishes_in_flight_requests_and_exits_zero(signal: Signal) {
     let mut router = Router::start(dir.path(), &config_toml(&sqlite_url(dir.path()), ""), &[]);
     let addr = router.url.strip_prefix("http://").unwrap().to_string();
 
-    // A request whose body is only half sent when SIGTERM arrives.
+    // A request whose body is only half sent when SIGTERM arrives. It asks
+    // for `100 Continue`, which the router sends only once it has parsed the
+    // head and started reading the body: the signal then provably meets a
+    // request in flight, not an idle connection that may be closed.
     let body = br#"{"in":"flight","pad":"0123456789"}"#;
     let mut conn = TcpStream::connect(&addr).await.unwrap();
     let head = format!(
-        "POST /webhooks/internal HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        "POST /webhooks/internal HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nExpect: 100-continue\r\nContent-Length: {}\r\n\r\n",
         body.len()
     );
     conn.write_all(head.as_bytes()).await.unwrap();
+    let interim = read_interim_response(&mut conn).await;
+    assert!(interim.starts_with("HTTP/1.1 100"), "{interim}");
     conn.write_all(&body[..10]).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(200)).await;
 
     router.signal(signal);
 
@@ -73,4 +77,18 @@ async fn finishes_in_flight_requests_and_exits_zero(signal: Signal) {
         1,
         "the in-flight event was committed"
     );
+}
+
+/// Reads one interim response (up to its blank line) within 10 s.
+async fn read_interim_response(conn: &mut TcpStream) -> String {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        tokio::time::timeout(Duration::from_secs(10), conn.read_exact(&mut byte))
+            .await
+            .expect("interim response within 10 s")
+            .unwrap();
+        head.push(byte[0]);
+    }
+    String::from_utf8_lossy(&head).into_owned()
 }
