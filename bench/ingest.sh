@@ -65,6 +65,8 @@ cleanup() {
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/hookyard-bench.XXXXXX")
 trap cleanup EXIT
 trap 'exit 130' INT TERM
+# shellcheck source=bench/lib.sh
+source "$ROOT/bench/lib.sh"
 # Private copies: another build relinking target/release mid-run must not
 # mix two versions of the router into one set of rounds.
 mkdir "$WORK/bin"
@@ -77,41 +79,6 @@ mkdir -p "$RESULTS_DIR"
 STAMP=$(date -u +%Y%m%dT%H%M%SZ)
 ROWS="$WORK/rows.tsv"   # one line per measured run
 : >"$ROWS"
-
-# start NAME CMD...: runs a server with stdout/stderr in $WORK/NAME.{out,log},
-# waits (<= 30 s) for its "listening on http://ADDR" line; sets PID and ADDR.
-start() {
-  local name=$1; shift
-  # Created here, not by the child's redirection: the loop below may read
-  # before the child has run.
-  : >"$WORK/$name.out"
-  "$@" >"$WORK/$name.out" 2>"$WORK/$name.log" &
-  PID=$!
-  PIDS+=("$PID")
-  local i
-  for i in $(seq 300); do
-    ADDR=$(sed -n 's|.*listening on http://\([0-9.:]*\).*|\1|p' "$WORK/$name.out" | head -1)
-    [[ -n $ADDR ]] && return 0
-    if ! kill -0 "$PID" 2>/dev/null; then
-      echo "ingest.sh: $name exited before listening; its log:" >&2
-      tail -20 "$WORK/$name.log" >&2
-      exit 1
-    fi
-    sleep 0.1
-  done
-  echo "ingest.sh: $name did not print its address within 30 s; its log:" >&2
-  tail -20 "$WORK/$name.log" >&2
-  exit 1
-}
-
-stop() {
-  local pid=$1
-  kill -TERM "$pid" 2>/dev/null || true
-  wait "$pid" 2>/dev/null || true
-  local kept=() p
-  for p in "${PIDS[@]}"; do [[ $p == "$pid" ]] || kept+=("$p"); done
-  PIDS=("${kept[@]}")
-}
 
 # hookyard_config NAME STORE_URL: a config with only the github source.
 hookyard_config() {
@@ -128,12 +95,6 @@ secrets = ["$BENCH_SECRET"]
 EOF
 }
 
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-# Busy ticks of the whole machine (user nice system irq softirq steal).
-busy_ticks() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8 + $9}' /proc/stat; }
-hwm_kib() { awk '/^VmHWM:/ {print $2}' "/proc/$1/status"; }
-field() { sed -n "s/.*\"$2\":\"\\{0,1\\}\\([^,\"}]*\\).*/\\1/p" <<<"$1"; }
-
 # wrk_run OUT ADDR CONNS DURATION [lua args...]: one wrk run; prints its BENCH json.
 wrk_run() {
   local out=$1 addr=$2 conns=$3 dur=$4; shift 4
@@ -149,23 +110,6 @@ wrk_run() {
   times >"$out.times"
   awk 'NR == 2 { split($1, u, /[ms]/); split($2, s, /[ms]/); print "WRKCPU", u[1] * 60 + u[2] + s[1] * 60 + s[2] }' \
     "$out.times"
-}
-
-# wait_quiet: on a shared machine, waits (at most QUIET_WAIT seconds) until
-# the machine is idle but for us: busy < QUIET_MAX % of all cores over 1 s.
-wait_quiet() {
-  local waited=0 b0 b1 pct
-  while :; do
-    b0=$(busy_ticks); sleep 1; b1=$(busy_ticks)
-    pct=$(( (b1 - b0) * 100 / $(getconf CLK_TCK) / $(nproc) ))
-    (( pct < QUIET_MAX )) && break
-    if (( waited >= QUIET_WAIT )); then
-      echo "  (machine still ${pct}% busy after ${waited} s; measuring anyway)"
-      break
-    fi
-    (( waited == 0 )) && echo "  (machine ${pct}% busy with other work; waiting up to ${QUIET_WAIT} s)"
-    waited=$((waited + 1))
-  done
 }
 
 # measure ROUND TARGET CONNS PID ADDR [lua args...]: a recorded run.

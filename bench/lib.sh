@@ -1,15 +1,19 @@
-# Shell functions shared by the end-to-end benchmarks (dispatch.sh, in both
+# Shell functions shared by the benchmarks (ingest.sh, dispatch.sh in both
 # of its stages) and the A/B runner (ab.sh). Sourced, not run. The caller
 # sets WORK (its temp dir), HOOKYARD, BENCH_SECRET, QUIET_MAX, QUIET_WAIT,
 # an array PIDS (its children, for its cleanup trap), LOAD if it calls
 # load(), and defines die().
 
-# start NAME: runs the router on NAME.toml, waits (<= 60 s: it compiles the
-# plugin on the first start) for its address; sets PID and ADDR.
+# start NAME [CMD...]: runs CMD (by default the router on NAME.toml) with
+# stdout/stderr in NAME.{out,log}, waits (<= 60 s: the router compiles its
+# plugins on the first start) for its "listening on" address; sets PID and ADDR.
 start() {
-  local name=$1
+  local name=$1; shift
+  (( $# )) || set -- "$HOOKYARD" serve --config "$WORK/$name.toml"
+  # Created here, not by the child's redirection: the loop below may read
+  # before the child has run.
   : >"$WORK/$name.out"
-  "$HOOKYARD" serve --config "$WORK/$name.toml" >"$WORK/$name.out" 2>"$WORK/$name.log" &
+  "$@" >"$WORK/$name.out" 2>"$WORK/$name.log" &
   PID=$!
   PIDS+=("$PID")
   local i
@@ -40,6 +44,7 @@ q() { sqlite3 -readonly -cmd ".timeout 5000" "$1" "$2"; }
 
 field() { sed -n "s/.*\"$2\":\"\\{0,1\\}\\([^,\"}]*\\).*/\\1/p" <<<"$1"; }
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+# Busy ticks of the whole machine (user nice system irq softirq steal).
 busy_ticks() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8 + $9}' /proc/stat; }
 hwm_kib() { awk '/^VmHWM:/ {print $2}' "/proc/$1/status"; }
 
@@ -100,8 +105,8 @@ thread_us() {
       printf "%-22s %7.1f\n", "total", n ? total / hz * 1e6 / n : 0 }' "$3" "$1" "$2"
 }
 
-# wait_quiet: as in ingest.sh, wait (<= QUIET_WAIT s) for the machine to be
-# under QUIET_MAX % busy: it is shared with other builds.
+# wait_quiet: on a shared machine, waits (at most QUIET_WAIT seconds) until
+# the machine is idle but for us: busy < QUIET_MAX % of all cores over 1 s.
 wait_quiet() {
   local waited=0 b0 b1 pct
   while :; do
