@@ -10,6 +10,8 @@
 #   bench/ab.sh base=/tmp/bin-a/hookyard new=target/release/hookyard
 #   ROUNDS=5 CONNS=16 DURATION=10s bench/ab.sh a=PATH b=PATH c=PATH
 #
+# Each line also counts the run's errors (non-2xx answers, socket errors):
+# a build that fails requests fast looks fast, so read that column first.
 # Each argument is LABEL=BINARY. Build the binaries first (e.g. copy
 # target/release/hookyard aside before and after a change). Environment:
 # ROUNDS (3), CONNS (64), DURATION (8s), WARMUP (2s), BENCH_SECRET
@@ -46,7 +48,7 @@ trap 'exit 130' INT TERM
 # shellcheck source=bench/lib.sh
 source "$ROOT/bench/lib.sh"
 
-echo "round label req/s p99_ms server_us/req | per-thread us/req"
+echo "round label req/s p99_ms server_us/req errors | per-thread us/req"
 for round in $(seq "$ROUNDS"); do
   for arg in "$@"; do
     label=${arg%%=*}
@@ -87,8 +89,11 @@ EOF
         END { for (k in g) if (g[k] > 0) printf "%s=%.1f ", k, g[k] }')
     total=$(awk -v t=$((ticks1 - ticks0)) -v hz="$(getconf CLK_TCK)" -v n="$requests" \
       'BEGIN { printf "%.0f", n ? t / hz * 1e6 / n : 0 }')
-    printf '%s %s %s %.2f %s | %s\n' "$round" "$label" "$(field "$json" rps)" \
-      "$(awk -v u="$(field "$json" p99_us)" 'BEGIN { print u / 1000 }')" "$total" "$split"
+    # A build that answers errors fast would look fast: say so on its line.
+    errors=$(( $(field "$json" err_connect) + $(field "$json" err_read) + $(field "$json" err_write) \
+      + $(field "$json" err_status) + $(field "$json" err_timeout) ))
+    printf '%s %s %s %.2f %s %s | %s\n' "$round" "$label" "$(field "$json" rps)" \
+      "$(awk -v u="$(field "$json" p99_us)" 'BEGIN { print u / 1000 }')" "$total" "$errors" "$split"
     stop "$PID"
   done
 done

@@ -36,6 +36,7 @@ export BENCH_SECRET=${BENCH_SECRET:-bench-github-secret}
 LUA="$ROOT/bench/wrk/github.lua"
 HOOKYARD="$ROOT/target/release/hookyard"
 BARE="$ROOT/target/release/bare-endpoint"
+MINIMAL="$ROOT/target/release/minimal-ingest"
 # The highest connection count is the one the targets are stated for.
 CMAX=$(tr ' ' '\n' <<<"$CONNS" | sort -n | tail -1)
 
@@ -46,7 +47,7 @@ if [[ $SKIP_BUILD != 1 ]]; then
   (cd "$ROOT" && nice -n 10 cargo build --release -p hookyard -p hookyard-bench) \
     || die "release build failed"
 fi
-[[ -x $HOOKYARD && -x $BARE ]] || die "release binaries missing; build first"
+[[ -x $HOOKYARD && -x $BARE && -x $MINIMAL ]] || die "release binaries missing; build first"
 
 PIDS=()                 # servers this script started
 PG_DBS=()               # databases this script created
@@ -70,10 +71,11 @@ source "$ROOT/bench/lib.sh"
 # Private copies: another build relinking target/release mid-run must not
 # mix two versions of the router into one set of rounds.
 mkdir "$WORK/bin"
-cp "$HOOKYARD" "$BARE" "$WORK/bin/"
+cp "$HOOKYARD" "$BARE" "$MINIMAL" "$WORK/bin/"
 BUILD="hookyard $(sha256sum "$HOOKYARD" | cut -c1-12) built $(date -u -r "$HOOKYARD" +%FT%TZ)"
 HOOKYARD="$WORK/bin/hookyard"
 BARE="$WORK/bin/bare-endpoint"
+MINIMAL="$WORK/bin/minimal-ingest"
 RESULTS_DIR="$ROOT/bench/results"
 mkdir -p "$RESULTS_DIR"
 STAMP=$(date -u +%Y%m%dT%H%M%SZ)
@@ -196,6 +198,15 @@ for round in $(seq "$ROUNDS"); do
     measure "$round" bare "$c" "$bare_pid" "$bare_addr"
     measure "$round" hookyard "$c" "$hy_pid" "$hy_addr"
   done
+  # The issue's hand-written reference (axum + one writer thread, SQLite
+  # FULL), at the target's connection count, while the router is idle.
+  start "minimal-$round" "$MINIMAL" "$WORK/minimal-$round.db" 127.0.0.1:0
+  min_pid=$PID min_addr=$ADDR
+  [[ $round == 1 ]] && check "$min_addr" 4 new
+  wrk_run "$WORK/warm-min.txt" "$min_addr" 16 "$WARMUP" >/dev/null
+  measure "$round" minimal "$CMAX" "$min_pid" "$min_addr"
+  stop "$min_pid"
+  rm -f "$WORK"/minimal-"$round".db*
   # Duplicates only: store a few ids per wrk thread, then resend only those.
   nonce=$(od -An -N4 -tx4 /dev/urandom | tr -d ' \n')
   wrk_run "$WORK/dup-preload.txt" "$hy_addr" 4 1s mode=dup nonce="$nonce" >/dev/null
@@ -273,6 +284,12 @@ REPORT="$RESULTS_DIR/ingest-$STAMP.md"
           median(rps[k]), ratio, median(p50[k]) / 1000, median(p99[k]) / 1000, errs[k],
           hwm[k] / 1024, median(cpu[k]), median(srv[k]), median(wrk[k]), median(oth[k])
       }
+      # The router against the hand-written reference, round by round.
+      list = ""
+      for (r in rounds) if ((r "\thookyard\t" cmax) in byround && (r "\tminimal\t" cmax) in byround)
+        list = list " " byround[r "\thookyard\t" cmax] / byround[r "\tminimal\t" cmax]
+      if (list != "")
+        printf "\nHookyard / minimal (hand-written axum + group commit) at c%s: %.0f%% (median of same-round ratios)\n", cmax, median(list) * 100
     }' "$ROWS"
   echo
   echo "Per run (round, target, conns, req/s, p50 us, p99 us, errors, VmHWM KiB, server CPU us/req," \

@@ -8,7 +8,9 @@
 //! Usage: `bare-endpoint [ADDR]` (default `127.0.0.1:0`); prints
 //! `listening on http://ADDR` on stdout once bound.
 
-use std::io::Write;
+#[path = "../serve.rs"]
+mod serve;
+
 use std::net::SocketAddr;
 
 use anyhow::Context;
@@ -45,28 +47,7 @@ async fn serve(addr: SocketAddr) -> anyhow::Result<()> {
     let app = Router::new()
         .route("/webhooks/{source}", post(receive))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES));
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("binding {addr}"))?;
-    let bound = listener.local_addr()?;
-    // Installed before the address is printed: a script may send SIGTERM as
-    // soon as it has read it.
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .context("installing the SIGTERM handler")?;
-    // The bench script reads the bound address (port 0 picks one) from here.
-    let mut stdout = std::io::stdout();
-    writeln!(stdout, "listening on http://{bound}")?;
-    stdout.flush()?;
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            // SIGTERM (what the bench script sends) or Ctrl-C.
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = tokio::signal::ctrl_c() => {}
-            }
-        })
-        .await?;
-    Ok(())
+    serve::until_terminated(addr, app).await
 }
 
 /// Reads the whole body (the `Bytes` extractor buffers it) and acknowledges.

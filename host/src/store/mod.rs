@@ -24,6 +24,7 @@ mod sqlite;
 mod sqlite_delivery;
 mod sqlite_dispatch;
 mod sqlite_purge;
+mod sqlite_wal_vfs;
 mod sqlite_writer;
 mod wal_sync;
 

@@ -18,6 +18,7 @@ use std::time::Duration;
 use rusqlite::{params, OptionalExtension, TransactionBehavior};
 
 use super::group_commit::{log_commit, Batch, Intake, Work};
+use super::sqlite_wal_vfs;
 use super::wal_sync::WalSync;
 use super::{EventId, Inserted, NewEvent, SqliteSynchronous, StoreError};
 
@@ -241,20 +242,38 @@ fn commit(
 }
 
 /// The writer's connection: WAL, so readers never block it and a commit is
-/// one sequential append. Under `full` the connection runs SQLite's NORMAL
-/// and [`WalSync`] fsyncs the append before anyone is answered, which is
-/// what makes the ack a promise: the same fsync SQLite's FULL would make
-/// inside COMMIT, moved off the writer's path (see `wal_sync.rs`).
+/// one sequential append. Under `full` and `normal` it opens through
+/// [`sqlite_wal_vfs`], which gathers a commit's WAL frames into one write,
+/// and runs SQLite's FULL with `checkpoint_fullfsync`: the sync FULL asks
+/// for at each COMMIT is where that VFS writes the frames out, and it
+/// stops there; under `full` [`WalSync`] then fsyncs the append before
+/// anyone is answered, which is what makes the ack a promise (the same
+/// fsync SQLite's FULL makes inside COMMIT, moved off the writer's path:
+/// see `wal_sync.rs`). Checkpoints sync as SQLite always does. `off` syncs
+/// nothing, so it has no COMMIT-time sync to write out at, and writes
+/// frame by frame through the default VFS.
 fn open_connection(
     path: &Path,
     synchronous: SqliteSynchronous,
     busy_timeout: Duration,
 ) -> Result<rusqlite::Connection, StoreError> {
-    let conn = rusqlite::Connection::open(path).map_err(sqlite("open writer"))?;
+    let conn = match synchronous {
+        SqliteSynchronous::Full | SqliteSynchronous::Normal => {
+            let vfs = sqlite_wal_vfs::register().map_err(|code| StoreError::Open {
+                url: path.display().to_string(),
+                reason: format!("cannot register the WAL write VFS (SQLite error {code})"),
+            })?;
+            rusqlite::Connection::open_with_flags_and_vfs(path, rusqlite::OpenFlags::default(), vfs)
+        }
+        SqliteSynchronous::Off => rusqlite::Connection::open(path),
+    }
+    .map_err(sqlite("open writer"))?;
     conn.busy_timeout(busy_timeout)
         .map_err(sqlite("set busy_timeout"))?;
     let level = match synchronous {
-        SqliteSynchronous::Full | SqliteSynchronous::Normal => "NORMAL",
+        SqliteSynchronous::Full | SqliteSynchronous::Normal => {
+            "FULL; PRAGMA checkpoint_fullfsync = ON"
+        }
         SqliteSynchronous::Off => "OFF",
     };
     conn.execute_batch(&format!(
@@ -337,15 +356,17 @@ mod tests {
     use super::super::group_commit::{GroupCommit, GroupCommitConfig};
 
     /// The ack's durability promise rests on WAL mode plus, under `full`,
-    /// the fsync thread (the connection itself runs NORMAL: see `wal_sync.rs`);
-    /// the automatic checkpoint runs at the writer's own threshold.
+    /// the fsync thread (the connection runs FULL, whose COMMIT-time sync
+    /// only writes the frames out: see `sqlite_wal_vfs.rs`, `wal_sync.rs`),
+    /// with checkpoints' syncs marked as full ones so they are made; the
+    /// automatic checkpoint runs at the writer's own threshold.
     #[test]
     fn the_writer_runs_wal_with_the_configured_synchronous_level() {
         let dir = tempfile::tempdir().unwrap();
-        for (level, expected) in [
-            (SqliteSynchronous::Full, 1),
-            (SqliteSynchronous::Normal, 1),
-            (SqliteSynchronous::Off, 0),
+        for (level, expected, checkpoint_fullfsync) in [
+            (SqliteSynchronous::Full, 2, 1),
+            (SqliteSynchronous::Normal, 2, 1),
+            (SqliteSynchronous::Off, 0, 0),
         ] {
             let path = dir.path().join(format!("{level:?}.db"));
             let conn = open_connection(&path, level, Duration::from_secs(1)).unwrap();
@@ -356,6 +377,10 @@ mod tests {
                 .query_row("PRAGMA synchronous", [], |r| r.get(0))
                 .unwrap();
             assert_eq!((mode.as_str(), sync), ("wal", expected), "{level:?}");
+            let fullfsync: i64 = conn
+                .query_row("PRAGMA checkpoint_fullfsync", [], |r| r.get(0))
+                .unwrap();
+            assert_eq!(fullfsync, checkpoint_fullfsync, "{level:?}");
             let autocheckpoint: u32 = conn
                 .query_row("PRAGMA wal_autocheckpoint", [], |r| r.get(0))
                 .unwrap();

@@ -5,9 +5,10 @@
 //! Why this is the same promise as SQLite's own `synchronous = FULL`: in WAL
 //! mode, FULL differs from NORMAL only by one fsync of the WAL file at the
 //! end of each COMMIT (the WAL header at a restart and every checkpoint are
-//! synced in both). The writer runs NORMAL, and this thread performs that
-//! fsync instead, on its own descriptor of the same file, before anyone is
-//! told the batch is stored. fdatasync covers every write made to the file
+//! synced in both). The writer runs FULL through `sqlite_wal_vfs`, whose
+//! COMMIT-time sync only writes the commit's frames out, and this thread
+//! performs the fsync instead, on its own descriptor of the same file,
+//! before anyone is told the batch is stored. fdatasync covers every write made to the file
 //! before the call, whichever descriptor made it, so one fsync here can also
 //! cover several batches that committed while the previous one ran: a second
 //! level of group commit.
