@@ -90,8 +90,7 @@ EOF
     total=$(awk -v t=$((ticks1 - ticks0)) -v hz="$(getconf CLK_TCK)" -v n="$requests" \
       'BEGIN { printf "%.0f", n ? t / hz * 1e6 / n : 0 }')
     # A build that answers errors fast would look fast: say so on its line.
-    errors=$(( $(field "$json" err_connect) + $(field "$json" err_read) + $(field "$json" err_write) \
-      + $(field "$json" err_status) + $(field "$json" err_timeout) ))
+    errors=$(wrk_errors "$json")
     printf '%s %s %s %.2f %s %s | %s\n' "$round" "$label" "$(field "$json" rps)" \
       "$(awk -v u="$(field "$json" p99_us)" 'BEGIN { print u / 1000 }')" "$total" "$errors" "$split"
     stop "$PID"

@@ -136,8 +136,7 @@ measure() {
   rps=$(field "$json" rps)
   p50=$(field "$json" p50_us)
   p99=$(field "$json" p99_us)
-  errs=$(( $(field "$json" err_connect) + $(field "$json" err_read) + $(field "$json" err_write) \
-    + $(field "$json" err_status) + $(field "$json" err_timeout) ))
+  errs=$(wrk_errors "$json")
   hwm=$(hwm_kib "$pid")
   # Server CPU time per request: where the two cores went.
   cpu_us=$(awk -v t=$((after - before)) -v hz="$(getconf CLK_TCK)" -v n="$req" \

@@ -43,6 +43,12 @@ stop() {
 q() { sqlite3 -readonly -cmd ".timeout 5000" "$1" "$2"; }
 
 field() { sed -n "s/.*\"$2\":\"\\{0,1\\}\\([^,\"}]*\\).*/\\1/p" <<<"$1"; }
+# wrk_errors JSON: a github.lua BENCH line's failed requests (socket errors,
+# timeouts and non-2xx answers).
+wrk_errors() {
+  echo $(( $(field "$1" err_connect) + $(field "$1" err_read) + $(field "$1" err_write) \
+    + $(field "$1" err_status) + $(field "$1" err_timeout) ))
+}
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 # Busy ticks of the whole machine (user nice system irq softirq steal).
 busy_ticks() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8 + $9}' /proc/stat; }

@@ -137,7 +137,7 @@ async fn receive(
         .unwrap_or_default();
     let (answer, answered) = oneshot::channel();
     let insert = Insert {
-        id: format!("evt_{:x}{:08x}", now.as_nanos(), rand_u32()),
+        id: format!("evt_{:x}{:08x}", now.as_nanos(), next_seq()),
         source,
         key: key.to_string(),
         body,
@@ -158,9 +158,9 @@ async fn receive(
     }
 }
 
-/// A cheap per-process random suffix for ids (uniqueness within the run is
+/// A per-process counter for the id suffix (uniqueness within the run is
 /// all the baseline needs).
-fn rand_u32() -> u32 {
+fn next_seq() -> u32 {
     use std::sync::atomic::{AtomicU32, Ordering};
     static NEXT: AtomicU32 = AtomicU32::new(0);
     NEXT.fetch_add(1, Ordering::Relaxed)

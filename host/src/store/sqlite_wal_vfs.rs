@@ -229,11 +229,13 @@ unsafe extern "C" fn open(
         return ffi::SQLITE_CANTOPEN;
     };
     let rc = base_open(base, name, real, flags, out_flags);
-    if rc != ffi::SQLITE_OK || (*real).pMethods.is_null() {
-        // pMethods stays null: SQLite will not call xClose.
+    if (*real).pMethods.is_null() {
+        // Ours stays null too: SQLite will not call xClose.
         return rc;
     }
-    if flags & ffi::SQLITE_OPEN_WAL != 0 {
+    // A failed open that left a file object still gets xClose (SQLite's
+    // contract), which must reach the wrapped file; it gets no buffer.
+    if rc == ffi::SQLITE_OK && flags & ffi::SQLITE_OPEN_WAL != 0 {
         (*shim).pending = Box::into_raw(Box::new(Pending {
             start: 0,
             data: Vec::new(),
