@@ -21,7 +21,12 @@
 //!
 //! # Delivery guarantees
 //!
-//! A batch's lines for one file are written with one `write_all`. A delivery
+//! Sends queue their lines, and whichever send next holds the open files
+//! writes everything queued: per file one `write_all` and, under
+//! `fsync = "always"`, one fsync for all the batches that queued while the
+//! previous write ran (a group commit, as the store does for events). So
+//! the disk's fsync rate bounds the writes per second, not the deliveries:
+//! measured in `bench/README.md` ("file sink group commit"). A delivery
 //! is done once that write reached the OS (`fsync = "batch"`: a process
 //! crash loses nothing, a power loss can lose about the last second, which a
 //! background task fsyncs once a second) or once it was also fsynced
@@ -36,23 +41,21 @@
 //! With `rotate_bytes`, a non-empty file that a write would take past the
 //! limit is first renamed to `<stem>.<n>.<ext>` (`2026-11-29.jsonl` becomes
 //! `2026-11-29.1.jsonl`, with `n` the first free number from 1), and the
-//! write starts a new file. One write is never split, so a single batch
-//! larger than the limit makes one file larger than the limit.
+//! write starts a new file. One write (the batches queued together) is
+//! never split, so a write larger than the limit makes one file larger
+//! than the limit.
 
 use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Once, Weak};
+use std::sync::{Arc, Once, PoisonError, Weak};
 use std::time::Duration;
 
-use base64::engine::general_purpose::STANDARD;
-use base64::Engine as _;
-use serde::ser::{SerializeMap, Serializer};
-use serde::Serialize;
-use tokio::sync::Mutex;
+use tokio::sync::{oneshot, Mutex};
 
-use super::{render, utc_date, Outbound, SendOutcome, Sink, SinkError};
+pub(super) use super::file_line::{rfc3339_ms, write_line};
+use super::{render, Outbound, SendOutcome, Sink, SinkError};
 use crate::config::{FileSinkConfig, FsyncPolicy};
 
 /// Open files kept; past it every handle is closed (after an fsync where
@@ -65,7 +68,8 @@ const SYNC_INTERVAL: Duration = Duration::from_secs(1);
 const MAX_BATCH: usize = 256;
 
 /// A file sink. Writers are serialised by one async lock over the open
-/// files; the writing itself happens on the blocking pool.
+/// files; the writing itself happens on the blocking pool, for every
+/// batch queued by then.
 #[derive(Debug)]
 pub(crate) struct FileSink {
     /// The path template, checked to be UTF-8 (templates are rendered as text).
@@ -75,6 +79,9 @@ pub(crate) struct FileSink {
     /// An async lock, taken with `lock_owned` so the guard can move into
     /// `spawn_blocking`: a waiting writer parks a task, not a thread.
     state: Arc<Mutex<State>>,
+    /// Batches waiting for the next holder of `state`, which writes them
+    /// all. A plain lock: held only to push or to take the whole queue.
+    queued: Arc<std::sync::Mutex<Vec<Queued>>>,
     /// Starts the once-a-second fsync task on the first send (a runtime is
     /// certain to exist there, not in `new`).
     syncer: Once,
@@ -86,7 +93,20 @@ struct State {
     /// The sink's name, for logs.
     sink: String,
     files: HashMap<PathBuf, Open>,
+    /// Good fsyncs made by writes under `always`, for the group commit's tests.
+    fsyncs: u64,
 }
+
+/// One send's lines, queued with where its results go.
+#[derive(Debug)]
+struct Queued {
+    groups: Vec<Group>,
+    answer: oneshot::Sender<Vec<GroupResult>>,
+}
+
+/// A group's deliveries (their positions in the send's batch) and the
+/// result of the write that carried their lines.
+type GroupResult = (Vec<usize>, Result<(), String>);
 
 /// One open file.
 #[derive(Debug)]
@@ -114,9 +134,17 @@ impl FileSink {
             state: Arc::new(Mutex::new(State {
                 sink: name.to_string(),
                 files: HashMap::new(),
+                fsyncs: 0,
             })),
+            queued: Arc::default(),
             syncer: Once::new(),
         })
+    }
+
+    /// Fsyncs made by writes under `fsync = "always"` so far.
+    #[cfg(test)]
+    async fn fsyncs(&self) -> u64 {
+        self.state.lock().await.fsyncs
     }
 
     /// Spawns the task that fsyncs dirty files once a second. It holds only
@@ -162,20 +190,30 @@ impl Sink for FileSink {
             group.indices.push(index);
             write_line(&mut group.bytes, outbound, &at);
         }
+        let (answer, answered) = oneshot::channel();
+        self.queued
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(Queued { groups, answer });
+        // Whoever holds the files next writes every batch queued by then,
+        // this one included unless an earlier holder already took it.
         let guard = Arc::clone(&self.state).lock_owned().await;
-        let (fsync, rotate_bytes) = (self.fsync, self.rotate_bytes);
-        let task = tokio::task::spawn_blocking(move || {
-            let mut state = guard;
-            groups
-                .into_iter()
-                .map(|group| {
-                    let result = state.write(&group.path, &group.bytes, fsync, rotate_bytes);
-                    (group.indices, result)
-                })
-                .collect::<Vec<_>>()
-        });
+        let queued =
+            std::mem::take(&mut *self.queued.lock().unwrap_or_else(PoisonError::into_inner));
+        if queued.is_empty() {
+            drop(guard);
+        } else {
+            let (fsync, rotate_bytes) = (self.fsync, self.rotate_bytes);
+            let task = tokio::task::spawn_blocking(move || {
+                let mut state = guard;
+                state.write_queued(queued, fsync, rotate_bytes);
+            });
+            // A failed task dropped its batches' answers: each send sees
+            // that below, this one included.
+            let _ = task.await;
+        }
         let mut outcomes = vec![SendOutcome::Delivered; batch.len()];
-        match task.await {
+        match answered.await {
             Ok(results) => {
                 for (indices, result) in results {
                     if let Err(error) = result {
@@ -185,10 +223,9 @@ impl Sink for FileSink {
                     }
                 }
             }
-            Err(e) => {
-                let error = format!("file write task failed: {e}");
-                outcomes.fill(SendOutcome::retry(error));
-            }
+            Err(_) => outcomes.fill(SendOutcome::retry(
+                "file write task ended without an answer".to_string(),
+            )),
         }
         outcomes
     }
@@ -205,6 +242,7 @@ impl Sink for FileSink {
 }
 
 /// The lines of one batch bound for one file.
+#[derive(Debug)]
 struct Group {
     path: PathBuf,
     /// Positions in the batch of the deliveries whose lines these are.
@@ -213,6 +251,42 @@ struct Group {
 }
 
 impl State {
+    /// Writes the queued batches: per file, their lines in queue order with
+    /// one write (and one fsync), then answers each batch per file.
+    fn write_queued(&mut self, queued: Vec<Queued>, fsync: FsyncPolicy, rotate_bytes: Option<u64>) {
+        let mut files: Vec<(PathBuf, Vec<u8>)> = Vec::new();
+        let mut answers = Vec::with_capacity(queued.len());
+        for Queued { groups, answer } in queued {
+            let mut slots = Vec::with_capacity(groups.len());
+            for group in groups {
+                let slot = match files.iter().position(|(path, _)| *path == group.path) {
+                    Some(slot) => {
+                        files[slot].1.extend_from_slice(&group.bytes);
+                        slot
+                    }
+                    None => {
+                        files.push((group.path, group.bytes));
+                        files.len() - 1
+                    }
+                };
+                slots.push((group.indices, slot));
+            }
+            answers.push((answer, slots));
+        }
+        let results: Vec<Result<(), String>> = files
+            .iter()
+            .map(|(path, bytes)| self.write(path, bytes, fsync, rotate_bytes))
+            .collect();
+        for (answer, slots) in answers {
+            let _ = answer.send(
+                slots
+                    .into_iter()
+                    .map(|(indices, slot)| (indices, results[slot].clone()))
+                    .collect(),
+            );
+        }
+    }
+
     /// Appends `bytes` to `path` (rotating first if due) and, with
     /// `Always`, fsyncs it. The error names the path and the OS reason.
     fn write(
@@ -252,6 +326,7 @@ impl State {
                 return Err(format!("fsync of {} failed: {e}", path.display()));
             }
             open.dirty = false;
+            self.fsyncs += 1;
         }
         Ok(())
     }
@@ -365,93 +440,6 @@ async fn sync_every_second(state: Weak<Mutex<State>>) {
         })
         .await;
     }
-}
-
-/// The JSON fields of a line other than the payload, in documented order.
-#[derive(Serialize)]
-struct Line<'a> {
-    id: &'a str,
-    event_id: &'a str,
-    source: &'a str,
-    attempt: u32,
-    at: &'a str,
-    headers: Headers<'a>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    subject_suffix: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    key: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    payload_base64: Option<String>,
-}
-
-/// Headers as a JSON object; a repeated name's values are joined by `, `.
-struct Headers<'a>(&'a [(String, String)]);
-
-impl Serialize for Headers<'_> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut merged: Vec<(&str, String)> = Vec::new();
-        for (name, value) in self.0 {
-            match merged.iter_mut().find(|(n, _)| *n == name.as_str()) {
-                Some((_, joined)) => {
-                    joined.push_str(", ");
-                    joined.push_str(value);
-                }
-                None => merged.push((name, value.clone())),
-            }
-        }
-        let mut map = serializer.serialize_map(Some(merged.len()))?;
-        for (name, value) in &merged {
-            map.serialize_entry(name, value)?;
-        }
-        map.end()
-    }
-}
-
-/// Appends `outbound`'s line (newline included) to `out`.
-fn write_line(out: &mut Vec<u8>, outbound: &Outbound, at: &str) {
-    // A payload that is JSON is spliced in as is rather than re-serialised
-    // from a parsed value, which would round big numbers through f64.
-    let is_json = serde_json::from_slice::<serde::de::IgnoredAny>(&outbound.payload).is_ok();
-    let line = Line {
-        id: &outbound.id,
-        event_id: &outbound.event_id,
-        source: &outbound.source,
-        attempt: outbound.attempt,
-        at,
-        headers: Headers(&outbound.headers),
-        subject_suffix: outbound.subject_suffix.as_deref(),
-        key: outbound.key.as_deref(),
-        payload_base64: (!is_json).then(|| STANDARD.encode(&outbound.payload)),
-    };
-    let start = out.len();
-    serde_json::to_writer(&mut *out, &line).expect("a line of strings and numbers serialises");
-    if is_json {
-        // Reopen the object: `…}` becomes `…,"payload":<bytes>}`.
-        debug_assert_eq!(out.last(), Some(&b'}'));
-        out.pop();
-        out.extend_from_slice(b",\"payload\":");
-        // Raw CR and LF can only be whitespace in valid JSON (strings must
-        // escape them), so spaces keep the value and the one-line format.
-        out.extend(outbound.payload.iter().map(|&b| match b {
-            b'\n' | b'\r' => b' ',
-            b => b,
-        }));
-        out.push(b'}');
-    }
-    debug_assert!(!out[start..].contains(&b'\n'));
-    out.push(b'\n');
-}
-
-/// `ms` (unix milliseconds) as RFC 3339 UTC with milliseconds.
-fn rfc3339_ms(ms: i64) -> String {
-    let in_day = ms.rem_euclid(86_400_000);
-    let (h, m, s, milli) = (
-        in_day / 3_600_000,
-        in_day / 60_000 % 60,
-        in_day / 1000 % 60,
-        in_day % 1000,
-    );
-    format!("{}T{h:02}:{m:02}:{s:02}.{milli:03}Z", utc_date(ms))
 }
 
 #[cfg(test)]

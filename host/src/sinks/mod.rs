@@ -18,6 +18,7 @@ use crate::config::{SinkConfig, SinkKind};
 
 mod amqp;
 mod file;
+mod file_line;
 pub(crate) mod http;
 mod lazy;
 mod nats;

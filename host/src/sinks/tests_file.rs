@@ -192,6 +192,48 @@ async fn a_write_error_retries_only_that_file_and_names_it() {
     assert_eq!(lines(&dir.path().join("fine.jsonl")).len(), 1);
 }
 
+/// Sends that queue while a write runs share the next write and its
+/// fsync (per file), and each still gets its own deliveries' outcomes:
+/// 64 sends to two good files and a bad one make at most two fsyncs per
+/// good file, where one write per send would make 128.
+#[tokio::test]
+async fn queued_sends_share_one_write_and_fsync_per_file() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("blocked"), b"").unwrap();
+    let sink = sink(dir.path(), "{source}.jsonl", FsyncPolicy::Always, None);
+    let batches: Vec<Vec<Outbound>> = (0..64)
+        .map(|i| {
+            vec![
+                outbound(&format!("dlv_a{i}"), "a", DAY1, b"{}"),
+                outbound(&format!("dlv_x{i}"), "blocked/x", DAY1, b"{}"),
+                outbound(&format!("dlv_b{i}"), "b", DAY1, b"{}"),
+            ]
+        })
+        .collect();
+    let outcomes = futures::future::join_all(batches.iter().map(|batch| sink.send(batch))).await;
+    for (i, outcome) in outcomes.iter().enumerate() {
+        assert_eq!(outcome[0], SendOutcome::Delivered, "send {i}");
+        assert_eq!(outcome[2], SendOutcome::Delivered, "send {i}");
+        let SendOutcome::Retry { error, .. } = &outcome[1] else {
+            panic!(
+                "send {i}: expected a retry for the blocked file: {:?}",
+                outcome[1]
+            );
+        };
+        assert!(error.contains("blocked"), "{error}");
+    }
+    for (file, prefix) in [("a.jsonl", "dlv_a"), ("b.jsonl", "dlv_b")] {
+        let ids: Vec<String> = lines(&dir.path().join(file))
+            .iter()
+            .map(|line| line["id"].as_str().unwrap().to_string())
+            .collect();
+        let expected: Vec<String> = (0..64).map(|i| format!("{prefix}{i}")).collect();
+        assert_eq!(ids, expected, "{file}: every line once, in send order");
+    }
+    let fsyncs = sink.fsyncs().await;
+    assert!(fsyncs <= 4, "{fsyncs} fsyncs for 64 sends to two files");
+}
+
 #[tokio::test]
 async fn always_and_batch_both_write_before_answering() {
     // fsync itself cannot be observed; what both policies promise can: the
