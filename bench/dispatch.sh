@@ -33,8 +33,17 @@
 # RATES if given, else a bisection between 0 and the ingest-only rate,
 # starting at half of it, at most MAX_RUNS steps.
 #
-# Environment: STAGE (dispatched), FSYNC (always: the file sink's default;
-# or batch), DURATION (60), INGEST_DURATION (10), CONNS (64), SAMPLE (5),
+# STORE says where the router keeps its data: sqlite (default, a WAL file
+# per router) or postgres (a fresh database per router on PG_ADMIN_URL,
+# dropped after; samples and checks with psql). SINK says where the
+# plugin's deliveries go: file (default, the archive files, checked line by
+# line) or http (an HTTP sink posting to a local keep-alive receiver,
+# bench's bare-endpoint, started once; its CPU is "other"; the checks are
+# the database's, a `done` delivery being a 2xx from the receiver).
+#
+# Environment: STAGE (dispatched), STORE (sqlite), SINK (file), PG_ADMIN_URL
+# (postgres://postgres@127.0.0.1:5432), FSYNC (always: the file sink's
+# default; or batch), DURATION (60), INGEST_DURATION (10), CONNS (64), SAMPLE (5),
 # MAX_RUNS (7), RATES (e.g. "2000 3000": no search), START_RATE (half the
 # first ingest-only rate), MIN_STEP (3: stop the search when the bracket
 # is within this % of its low end), FLAT_GROWTH (0.25), SETTLE_MAX (180),
@@ -43,12 +52,15 @@
 # QUIET_WAIT (120) as in ingest.sh. Smoke tests:
 #   DURATION=10 INGEST_DURATION=3 MAX_RUNS=2 bench/dispatch.sh
 #   STAGE=delivered DURATION=10 INGEST_DURATION=3 MAX_RUNS=2 bench/dispatch.sh
-# Needs sqlite3. Only 127.0.0.1 is contacted; every load is bounded by its
+# Needs sqlite3 (and psql for STORE=postgres). Only 127.0.0.1 is contacted; every load is bounded by its
 # duration (and a per-request timeout).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 STAGE=${STAGE:-dispatched}
+STORE=${STORE:-sqlite}
+SINK=${SINK:-file}
+PG_ADMIN_URL=${PG_ADMIN_URL:-postgres://postgres@127.0.0.1:5432}
 FSYNC=${FSYNC:-always}
 DURATION=${DURATION:-60}
 INGEST_DURATION=${INGEST_DURATION:-10}
@@ -68,6 +80,7 @@ BENCH_SECRET=${BENCH_SECRET:-bench-github-secret}
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 HOOKYARD="$TARGET/release/hookyard"
 LOAD="$TARGET/release/load"
+RECEIVER="$TARGET/release/bare-endpoint"
 # host/build.rs builds plugins/ into their own target directory.
 PLUGIN="$ROOT/plugins/target/wasm32-wasip2/release/github_router.wasm"
 
@@ -76,21 +89,31 @@ die() { echo "dispatch.sh: $*" >&2; exit 1; }
 source "$ROOT/bench/lib.sh"
 [[ $STAGE == dispatched || $STAGE == delivered ]] || die "STAGE must be dispatched or delivered"
 [[ $FSYNC == always || $FSYNC == batch ]] || die "FSYNC must be always or batch"
+[[ $STORE == sqlite || $STORE == postgres ]] || die "STORE must be sqlite or postgres"
+[[ $SINK == file || $SINK == http ]] || die "SINK must be file or http"
 command -v sqlite3 >/dev/null || die "sqlite3 not found (apt-get install sqlite3)"
+if [[ $STORE == postgres ]]; then
+  command -v psql >/dev/null || die "psql not found"
+  psql "$PG_ADMIN_URL/postgres" -qAtc 'SELECT 1' >/dev/null || die "Postgres at $PG_ADMIN_URL does not answer"
+fi
 
 if [[ $SKIP_BUILD != 1 ]]; then
   (cd "$ROOT" && nice -n 10 cargo build --release -p hookyard -p hookyard-bench) \
     || die "release build failed"
 fi
-[[ -x $HOOKYARD && -x $LOAD ]] || die "release binaries missing in $TARGET/release; build first"
+[[ -x $HOOKYARD && -x $LOAD && -x $RECEIVER ]] || die "release binaries missing in $TARGET/release; build first"
 [[ -f $PLUGIN ]] || die "$PLUGIN missing (host/build.rs builds it; see its warnings)"
 
 PIDS=()
+PG_DBS=()  # databases this script created and has not dropped yet
 
 cleanup() {
-  local pid
+  local pid db
   for pid in "${PIDS[@]}"; do
     kill -TERM "$pid" 2>/dev/null && wait "$pid" 2>/dev/null || true
+  done
+  for db in "${PG_DBS[@]}"; do
+    psql "$PG_ADMIN_URL/postgres" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1 || true
   done
   rm -rf "$WORK"
 }
@@ -100,10 +123,11 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 # Private copies: a rebuild during the run must not mix two versions.
 mkdir "$WORK/bin"
-cp "$HOOKYARD" "$LOAD" "$PLUGIN" "$WORK/bin/"
+cp "$HOOKYARD" "$LOAD" "$RECEIVER" "$PLUGIN" "$WORK/bin/"
 BUILD="hookyard $(sha256sum "$HOOKYARD" | cut -c1-12) built $(date -u -r "$HOOKYARD" +%FT%TZ)"
 HOOKYARD="$WORK/bin/hookyard"
 LOAD="$WORK/bin/load"
+RECEIVER="$WORK/bin/bare-endpoint"
 RESULTS_DIR="$ROOT/bench/results"
 mkdir -p "$RESULTS_DIR"
 STAMP=$(date -u +%Y%m%dT%H%M%SZ)
@@ -112,23 +136,69 @@ ROWS="$WORK/rows.tsv"
 THREADS="$WORK/threads.txt"
 : >"$THREADS"
 
-# config NAME: both sources; the database is NAME.db, the archive files
-# under NAME-archive/.
+# pg_db NAME: NAME's Postgres database (STORE=postgres).
+pg_db() { echo "hookyard_bench_${1//-/_}_$$"; }
+
+# create_store NAME: sets STORE_URL to a new, empty store for NAME.
+create_store() {
+  if [[ $STORE == postgres ]]; then
+    local db
+    db=$(pg_db "$1")
+    psql "$PG_ADMIN_URL/postgres" -qc "CREATE DATABASE $db" >/dev/null || die "cannot create database $db"
+    PG_DBS+=("$db")
+    STORE_URL="$PG_ADMIN_URL/$db"
+  else
+    STORE_URL="sqlite://$WORK/$1.db"
+  fi
+}
+
+# drop_store NAME: removes NAME's store.
+drop_store() {
+  if [[ $STORE == postgres ]]; then
+    local db kept=() d
+    db=$(pg_db "$1")
+    psql "$PG_ADMIN_URL/postgres" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null || true
+    for d in "${PG_DBS[@]}"; do [[ $d == "$db" ]] || kept+=("$d"); done
+    PG_DBS=("${kept[@]}")
+  else
+    rm -f "$WORK/$1".db*
+  fi
+}
+
+# sql NAME QUERY: one read-only query on NAME's store, columns joined by |.
+sql() {
+  if [[ $STORE == postgres ]]; then
+    psql "$PG_ADMIN_URL/$(pg_db "$1")" -qAtc "$2"
+  else
+    q "$WORK/$1.db" "$2"
+  fi
+}
+
+# sink_config NAME: the archive sink: NAME's files or the HTTP receiver.
+sink_config() {
+  if [[ $SINK == http ]]; then
+    printf '[sinks.archive]\ntype = "http"\nurl = "http://%s/webhooks/archive"\n' "$RECEIVER_ADDR"
+  else
+    printf '[sinks.archive]\ntype = "file"\npath = "%s"\nfsync = "%s"\n' \
+      "$WORK/$1-archive/{source}/{date}.jsonl" "$FSYNC"
+  fi
+}
+
+# config NAME: both sources, on a new store (create_store); the archive
+# files (SINK=file) under NAME-archive/.
 config() {
+  create_store "$1"
   cat >"$WORK/$1.toml" <<EOF
 [server]
 listen = "127.0.0.1:0"
 
 [store]
-url = "sqlite://$WORK/$1.db"
+url = "$STORE_URL"
 
 [runtime]
 cache_dir = "$WORK/plugin-cache"
 
-[sinks.archive]
-type = "file"
-path = "$WORK/$1-archive/{source}/{date}.jsonl"
-fsync = "$FSYNC"
+$(sink_config "$1")
 
 [plugins.github-router]
 wasm = "$WORK/bin/github_router.wasm"
@@ -166,15 +236,15 @@ ingest_only() {
   printf '  step %s ingest-only  closed c%s  %7.0f req/s  p50 %s us  p99 %s us  errors %s\n' \
     "$step" "$CONNS" "$INGEST_RPS" "$(field "$json" p50_us)" "$(field "$json" p99_us)" "$errs"
   stop "$PID"
-  rm -f "$WORK/$name".db*
+  drop_store "$name"
 }
 
-# counts DB: "received|pending|finished" — events not yet dispatched,
+# counts NAME: "received|pending|finished" — events not yet dispatched,
 # deliveries not yet written (claimed ones included: a claim keeps them
 # pending), deliveries done or dead. Each count is on an index (finished is
 # all deliveries minus pending), so a sample does not scan the payloads.
 counts() {
-  q "$1" "SELECT (SELECT COUNT(*) FROM events WHERE status = 'received'),
+  sql "$1" "SELECT (SELECT COUNT(*) FROM events WHERE status = 'received'),
     (SELECT COUNT(*) FROM deliveries WHERE status = 'pending'),
     (SELECT COUNT(*) FROM deliveries) - (SELECT COUNT(*) FROM deliveries WHERE status = 'pending')"
 }
@@ -191,10 +261,10 @@ backlog() {
 # else pending or done); when delivered, the archive holds one line per
 # delivery id and the same ids as the database. Prints "ok" or what differs.
 verify() {
-  local name=$1 ok=$2 db="$WORK/$1.db" statuses="'pending', 'done'"
+  local name=$1 ok=$2 statuses="'pending', 'done'"
   [[ $STAGE == delivered ]] && statuses="'done'"
   local events processed deliveries odd runs
-  IFS='|' read -r events processed deliveries odd runs <<<"$(q "$db" "SELECT
+  IFS='|' read -r events processed deliveries odd runs <<<"$(sql "$name" "SELECT
       (SELECT COUNT(*) FROM events WHERE source = 'routed'),
       (SELECT COUNT(*) FROM events WHERE source = 'routed' AND status = 'processed'),
       (SELECT COUNT(*) FROM deliveries d JOIN events e ON e.id = d.event_id
@@ -205,14 +275,14 @@ verify() {
   local bad=""
   [[ $events == "$ok" && $processed == "$ok" && $deliveries == "$ok" && $odd == 0 && $runs == "$ok" ]] \
     || bad="accepted $ok, events $events, processed $processed, archive deliveries ${statuses//\'/} $deliveries, events without exactly one delivery $odd, plugin runs $runs; "
-  if [[ $STAGE == delivered ]]; then
+  if [[ $STAGE == delivered && $SINK == file ]]; then
     # Lines are `{"id":"dlv_...",...}`: the 4th '"'-separated field is the id.
     local lines uniq differ
     find "$WORK/$name-archive" -name '*.jsonl' -exec cat {} + | cut -d'"' -f4 >"$WORK/$name.ids"
     lines=$(wc -l <"$WORK/$name.ids")
     LC_ALL=C sort -u -o "$WORK/$name.ids" "$WORK/$name.ids"
     uniq=$(wc -l <"$WORK/$name.ids")
-    q "$db" "SELECT id FROM deliveries WHERE sink = 'archive'" | LC_ALL=C sort >"$WORK/$name.dbids"
+    sql "$name" "SELECT id FROM deliveries WHERE sink = 'archive'" | LC_ALL=C sort >"$WORK/$name.dbids"
     differ=$(LC_ALL=C comm -3 "$WORK/$name.ids" "$WORK/$name.dbids" | wc -l)
     [[ $lines == "$ok" && $uniq == "$ok" && $differ == 0 ]] \
       || bad+="archive lines $lines, distinct ids $uniq, ids not in both archive and database $differ; "
@@ -225,7 +295,6 @@ verify() {
 # row, the samples and the per-thread CPU.
 run_at() {
   local step=$1 rate=$2 name="$STAGE-$1"
-  local db="$WORK/$name.db"
   config "$name"
   start "$name"
   local pid=$PID addr=$ADDR
@@ -250,7 +319,7 @@ run_at() {
     now=$(date +%s.%N)
     sleep "$(awk -v d="$due" -v n="$now" 'BEGIN {x = d - n; print (x > 0 ? x : 0)}')"
     kill -0 "$load_pid" 2>/dev/null || break
-    row=$(counts "$db")
+    row=$(counts "$name")
     samples+="$(awk -v d="$due" -v t0="$t0" 'BEGIN {printf "%.0f", d - t0}')/$(backlog "$row")/${row//|//} "
     i=$((i + 1))
   done
@@ -265,7 +334,7 @@ run_at() {
   json=$(sed -n 's/^LOAD //p' "$WORK/$name.txt")
   [[ -n $json ]] || { cat "$WORK/$name.txt" >&2; die "no LOAD line"; }
   local end_backlog
-  end_backlog=$(backlog "$(counts "$db")")
+  end_backlog=$(backlog "$(counts "$name")")
 
   local ok sched errs late elapsed p50 p99 load_cpu
   ok=$(field "$json" ok); sched=$(field "$json" scheduled)
@@ -297,7 +366,7 @@ run_at() {
   local settle_start left settled
   settle_start=$(date +%s)
   while :; do
-    left=$(backlog "$(counts "$db")")
+    left=$(backlog "$(counts "$name")")
     [[ $left == 0 ]] && break
     (( $(date +%s) - settle_start >= SETTLE_MAX )) && break
     sleep 1
@@ -341,13 +410,19 @@ run_at() {
   { echo "# $name: $(grep -c 'Webhook acknowledged' "$WORK/$name.log" || true) 'Webhook acknowledged.' lines, other lines:"
     grep -v 'Webhook acknowledged' "$WORK/$name.log" | tail -30 || true
   } >>"$WORK/router-log-summary.txt"
-  rm -rf "$WORK/$name.log" "$WORK/$name".db* "$WORK/$name-archive"
+  drop_store "$name"
+  rm -rf "$WORK/$name.log" "$WORK/$name-archive"
 }
 
 FAILED=()
+if [[ $SINK == http ]]; then
+  # One receiver for every run: keep-alive connections from each router.
+  start receiver "$RECEIVER"
+  RECEIVER_ADDR=$ADDR
+fi
 round50() { awk -v r="$1" 'BEGIN { printf "%d", int(r / 50 + 0.5) * 50 }'; }
 
-echo "Hookyard end-to-end benchmark, STAGE=$STAGE (archive fsync = $FSYNC): $DURATION s per rate (ingest-only ${INGEST_DURATION} s, c$CONNS), sample every $SAMPLE s, $(nproc) cores"
+echo "Hookyard end-to-end benchmark, STAGE=$STAGE, STORE=$STORE, SINK=$SINK (archive fsync = $FSYNC): $DURATION s per rate (ingest-only ${INGEST_DURATION} s, c$CONNS), sample every $SAMPLE s, $(nproc) cores"
 echo "work dir $WORK; $BUILD; warm_instances = $WARM_INSTANCES"
 LOAD0=$(cut -d' ' -f1-3 /proc/loadavg)
 BEST=0 BEST_STEP=- LOW=0 HIGH=0 step=0
@@ -389,9 +464,11 @@ if [[ $STAGE == delivered ]]; then
 else
   KIND=dispatch WHAT="dispatched (events with status 'received')"
 fi
+[[ $STORE == sqlite ]] || KIND+="-$STORE"
+[[ $SINK == file ]] || KIND+="-$SINK"
 REPORT="$RESULTS_DIR/$KIND-$STAMP.md"
 {
-  echo "# End-to-end benchmark, STAGE=$STAGE, archive fsync = $FSYNC, $STAMP"
+  echo "# End-to-end benchmark, STAGE=$STAGE, STORE=$STORE, SINK=$SINK, archive fsync = $FSYNC, $STAMP"
   echo
   echo "$(nproc) cores ($(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)), load generator on the same machine;" \
     "binary $BUILD; warm_instances = $WARM_INSTANCES. Load average at start: $LOAD0, at end: $(cut -d' ' -f1-3 /proc/loadavg)."

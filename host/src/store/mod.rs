@@ -18,6 +18,7 @@ mod group_commit;
 mod postgres;
 mod postgres_delivery;
 mod postgres_dispatch;
+mod postgres_rounds;
 mod retention;
 mod row;
 mod sqlite;

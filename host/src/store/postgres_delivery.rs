@@ -3,6 +3,8 @@
 //! never take the same delivery while its lease runs); results apply only
 //! to a delivery still `pending`.
 
+use std::collections::HashSet;
+
 use sqlx::PgPool;
 
 use super::delivery::{
@@ -10,6 +12,7 @@ use super::delivery::{
     DeadRow, DeliveryResult, ReplayChunk, BULK_CHUNK,
 };
 use super::dispatch::{delivery_columns, DeliveryRow};
+use super::postgres_rounds::rounds;
 use super::{AttemptOutcome, DeliveryRecord, StoreError};
 
 const BACKEND: &str = "postgres";
@@ -22,11 +25,19 @@ const CLAIM: &str = concat!(
 );
 
 /// See `sqlite_delivery::FINISH`: first result of an attempt number wins.
-const FINISH: &str = "UPDATE deliveries SET status = $1, attempts = $2, next_attempt_at_ms = $3, \
-    last_error = $4, finished_at_ms = $5 WHERE id = $6 AND status = 'pending' AND attempts < $2";
+/// A batch's rows go as one array per column (one round trip for all of
+/// them, where a statement per row capped delivery on Postgres at a few
+/// thousand a second); returns the ids it applied to.
+const FINISH: &str = "UPDATE deliveries AS d SET status = u.status, attempts = u.attempt, \
+    next_attempt_at_ms = u.next_at, last_error = u.error, finished_at_ms = u.finished_at \
+    FROM UNNEST($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::text[], $6::bigint[]) \
+      AS u (id, status, attempt, next_at, error, finished_at) \
+    WHERE d.id = u.id AND d.status = 'pending' AND d.attempts < u.attempt \
+    RETURNING d.id";
 
-const INSERT_ATTEMPT: &str = "INSERT INTO delivery_attempts \
-    (delivery_id, attempt, at_ms, duration_us, outcome, error) VALUES ($1, $2, $3, $4, $5, $6) \
+const INSERT_ATTEMPTS: &str = "INSERT INTO delivery_attempts \
+    (delivery_id, attempt, at_ms, duration_us, outcome, error) \
+    SELECT * FROM UNNEST($1::text[], $2::bigint[], $3::bigint[], $4::bigint[], $5::text[], $6::text[]) \
     ON CONFLICT (delivery_id, attempt) DO UPDATE SET at_ms = EXCLUDED.at_ms, \
     duration_us = EXCLUDED.duration_us, outcome = EXCLUDED.outcome, error = EXCLUDED.error";
 
@@ -85,48 +96,75 @@ pub(super) async fn claim(
     Ok(claimed)
 }
 
+/// Applies a batch of attempt results in one transaction, a statement per
+/// table for all of them; a delivery twice in the batch in a later round
+/// (`postgres_rounds`), as if one by one.
 pub(super) async fn finish(pool: &PgPool, results: &[DeliveryResult]) -> Result<usize, StoreError> {
     let mut tx = pool.begin().await.map_err(db("begin"))?;
     let mut applied = 0;
-    for r in results {
-        let (next_at, finished_at) = match &r.outcome {
-            AttemptOutcome::Retry { at_ms, .. } => (*at_ms, None),
-            _ => (r.at_ms, Some(r.at_ms)),
-        };
-        let changed = sqlx::query(FINISH)
-            .bind(r.outcome.status())
-            .bind(i64::from(r.attempt))
-            .bind(next_at)
-            .bind(r.outcome.error())
-            .bind(finished_at)
-            .bind(&r.id)
-            .execute(&mut *tx)
+    for round in rounds(results.iter().map(|r| r.id.as_str())) {
+        let batch = || round.iter().map(|&i| &results[i]);
+        let changed: Vec<String> = sqlx::query_scalar(FINISH)
+            .bind(batch().map(|r| r.id.as_str()).collect::<Vec<_>>())
+            .bind(batch().map(|r| r.outcome.status()).collect::<Vec<_>>())
+            .bind(batch().map(|r| i64::from(r.attempt)).collect::<Vec<_>>())
+            .bind(batch().map(|r| finish_times(r).0).collect::<Vec<_>>())
+            .bind(batch().map(|r| r.outcome.error()).collect::<Vec<_>>())
+            .bind(batch().map(|r| finish_times(r).1).collect::<Vec<_>>())
+            .fetch_all(&mut *tx)
             .await
-            .map_err(db("finish delivery"))?
-            .rows_affected();
-        if changed == 0 {
+            .map_err(db("finish deliveries"))?;
+        applied += changed.len();
+        let changed: HashSet<&str> = changed.iter().map(String::as_str).collect();
+        let failed: Vec<&DeliveryResult> = batch()
+            .filter(|r| r.outcome.error().is_some() && changed.contains(r.id.as_str()))
+            .collect();
+        if failed.is_empty() {
             continue;
         }
-        applied += 1;
-        if let Some(error) = r.outcome.error() {
-            sqlx::query(INSERT_ATTEMPT)
-                .bind(&r.id)
-                .bind(i64::from(r.attempt))
-                .bind(r.at_ms)
-                .bind(i64::try_from(r.duration_us).unwrap_or(i64::MAX))
-                .bind(if r.outcome.status() == "dead" {
-                    "dead"
-                } else {
-                    "retry"
-                })
-                .bind(error)
-                .execute(&mut *tx)
-                .await
-                .map_err(db("insert delivery attempt"))?;
-        }
+        sqlx::query(INSERT_ATTEMPTS)
+            .bind(failed.iter().map(|r| r.id.as_str()).collect::<Vec<_>>())
+            .bind(
+                failed
+                    .iter()
+                    .map(|r| i64::from(r.attempt))
+                    .collect::<Vec<_>>(),
+            )
+            .bind(failed.iter().map(|r| r.at_ms).collect::<Vec<_>>())
+            .bind(
+                failed
+                    .iter()
+                    .map(|r| i64::try_from(r.duration_us).unwrap_or(i64::MAX))
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                failed
+                    .iter()
+                    .map(|r| {
+                        if r.outcome.status() == "dead" {
+                            "dead"
+                        } else {
+                            "retry"
+                        }
+                    })
+                    .collect::<Vec<_>>(),
+            )
+            .bind(failed.iter().map(|r| r.outcome.error()).collect::<Vec<_>>())
+            .execute(&mut *tx)
+            .await
+            .map_err(db("insert delivery attempts"))?;
     }
     tx.commit().await.map_err(db("commit"))?;
     Ok(applied)
+}
+
+/// When a result makes its delivery due next, and when it finished it
+/// (a retry finishes nothing).
+fn finish_times(r: &DeliveryResult) -> (i64, Option<i64>) {
+    match &r.outcome {
+        AttemptOutcome::Retry { at_ms, .. } => (*at_ms, None),
+        _ => (r.at_ms, Some(r.at_ms)),
+    }
 }
 
 pub(super) async fn release(

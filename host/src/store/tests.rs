@@ -180,8 +180,10 @@ suite! {
     "multi_thread" ping_answers_until_closed;
     "multi_thread" purged_bodies_keep_their_keys_until_key_retention;
     "multi_thread" claims_lease_events_and_outcomes_land_with_runs_and_deliveries;
+    "multi_thread" an_event_twice_in_one_batch_applies_its_first_outcome_only;
     "multi_thread" a_new_event_is_due_for_a_sweep_only_after_the_grace;
     "multi_thread" concurrent_claimers_never_share_an_event;
+    "multi_thread" a_delivery_twice_in_one_batch_applies_in_order;
     "multi_thread" deliveries_are_claimed_per_sink_under_a_lease_and_finished_with_history;
     "multi_thread" dead_letters_are_listed_and_sent_again_with_a_fresh_budget;
     "multi_thread" released_deliveries_are_due_at_once;
@@ -194,6 +196,7 @@ suite! {
 #[path = "tests_delivery.rs"]
 mod delivery_cases;
 use delivery_cases::{
+    a_delivery_twice_in_one_batch_applies_in_order,
     concurrent_delivery_claimers_never_share_a_delivery,
     dead_letters_are_listed_and_sent_again_with_a_fresh_budget,
     deliveries_are_claimed_per_sink_under_a_lease_and_finished_with_history,
@@ -205,6 +208,7 @@ use delivery_cases::{
 mod dispatch_cases;
 use dispatch_cases::{
     a_new_event_is_due_for_a_sweep_only_after_the_grace,
+    an_event_twice_in_one_batch_applies_its_first_outcome_only,
     claims_lease_events_and_outcomes_land_with_runs_and_deliveries,
     concurrent_claimers_never_share_an_event,
 };

@@ -185,6 +185,50 @@ pub(super) async fn deliveries_are_claimed_per_sink_under_a_lease_and_finished_w
     store.close().await;
 }
 
+/// One batch holding a delivery's attempt 1 (a retry), a late copy of
+/// attempt 1 and attempt 2 (done) means what applying them one by one
+/// means: attempt 1 then 2 apply, the late copy does not, and the history
+/// keeps attempt 1's error.
+pub(super) async fn a_delivery_twice_in_one_batch_applies_in_order(db: TestDb) {
+    let (store, _) = with_deliveries(&db, 2).await;
+    let claimed = store
+        .claim_deliveries("archive", NOW, 30_000, 10)
+        .await
+        .unwrap();
+    let (twice, once) = (&claimed[0].id, &claimed[1].id);
+    let retry = AttemptOutcome::Retry {
+        at_ms: NOW + 5_000,
+        error: "HTTP 503".into(),
+    };
+    let applied = store
+        .finish_deliveries(vec![
+            result(twice, 1, retry),
+            result(once, 1, AttemptOutcome::Delivered),
+            result(
+                twice,
+                1,
+                AttemptOutcome::Dead {
+                    error: "late".into(),
+                },
+            ),
+            result(twice, 2, AttemptOutcome::Delivered),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(applied, 3);
+    let record = store.get_delivery(twice).await.unwrap().unwrap();
+    assert_eq!((record.status.as_str(), record.attempts), ("done", 2));
+    let history = store.delivery_attempts(twice).await.unwrap();
+    let summary: Vec<_> = history
+        .iter()
+        .map(|a| (a.attempt, a.outcome.as_str(), a.error.as_str()))
+        .collect();
+    assert_eq!(summary, [(1, "retry", "HTTP 503")]);
+    let other = store.get_delivery(once).await.unwrap().unwrap();
+    assert_eq!((other.status.as_str(), other.attempts), ("done", 1));
+    store.close().await;
+}
+
 pub(super) async fn dead_letters_are_listed_and_sent_again_with_a_fresh_budget(db: TestDb) {
     let (store, _) = with_deliveries(&db, 3).await;
     let claimed = store

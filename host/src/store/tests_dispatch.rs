@@ -181,6 +181,43 @@ pub(super) async fn claims_lease_events_and_outcomes_land_with_runs_and_deliveri
     store.close().await;
 }
 
+/// A batch is written as a whole (on Postgres: one statement per table for
+/// all its rows); the first finisher still wins within it.
+pub(super) async fn an_event_twice_in_one_batch_applies_its_first_outcome_only(db: TestDb) {
+    let (store, ids) = store_with(&db, 2).await;
+    store.claim_due_events(NOW, 60_000, 10).await.unwrap();
+    let applied = store
+        .finish_dispatch(vec![
+            outcome(
+                &ids[0],
+                EventOutcome::Processed,
+                vec![delivery(0, "archive")],
+            ),
+            outcome(
+                &ids[0],
+                EventOutcome::Dropped("second".into()),
+                vec![delivery(0, "ops")],
+            ),
+            outcome(&ids[1], EventOutcome::Processed, vec![delivery(0, "ops")]),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(applied, vec![true, false, true]);
+    let first = store.get_event(&ids[0]).await.unwrap().unwrap();
+    assert_eq!(
+        (first.status.as_str(), first.dispatch_attempts),
+        ("processed", 1)
+    );
+    let sinks = |d: Vec<crate::store::DeliveryRecord>| -> Vec<String> {
+        d.into_iter().map(|d| d.sink).collect()
+    };
+    assert_eq!(sinks(store.deliveries(&ids[0]).await.unwrap()), ["archive"]);
+    assert_eq!(sinks(store.deliveries(&ids[1]).await.unwrap()), ["ops"]);
+    assert_eq!(store.plugin_runs(&ids[0]).await.unwrap().len(), 1);
+    assert_eq!(store.plugin_runs(&ids[1]).await.unwrap().len(), 1);
+    store.close().await;
+}
+
 pub(super) async fn a_new_event_is_due_for_a_sweep_only_after_the_grace(db: TestDb) {
     let store = crate::store::open(&db.config(GroupCommitConfig::default()))
         .await
