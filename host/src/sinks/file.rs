@@ -33,8 +33,9 @@
 //! (`fsync = "always"`). A failed write or fsync retries every delivery of
 //! that file in the batch; the file is truncated back to where the write
 //! began when the OS allows, but a line can still be written twice (a
-//! failed fsync after a good write, a crash before the answer is recorded),
-//! so consumers deduplicate on `id`.
+//! failed fsync after a good write, a crash before the answer is recorded,
+//! a send cut off by the worker's time limit whose queued lines a later
+//! write still carries), so consumers deduplicate on `id`.
 //!
 //! # Rotation
 //!
