@@ -55,7 +55,7 @@ use std::time::Duration;
 
 use tokio::sync::{oneshot, Mutex};
 
-pub(super) use super::file_line::{rfc3339_ms, write_line};
+use super::file_line::{rfc3339_ms, write_line};
 use super::{render, Outbound, SendOutcome, Sink, SinkError};
 use crate::config::{FileSinkConfig, FsyncPolicy};
 

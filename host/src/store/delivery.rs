@@ -160,6 +160,32 @@ impl AttemptOutcome {
             Self::Retry { error, .. } | Self::Dead { error } => Some(error),
         }
     }
+
+    /// A failed attempt's `outcome` in its history: `dead` or `retry`.
+    pub(super) fn history_outcome(&self) -> &'static str {
+        match self {
+            Self::Dead { .. } => "dead",
+            Self::Delivered | Self::Retry { .. } => "retry",
+        }
+    }
+}
+
+impl DeliveryResult {
+    /// When the delivery is due next: a retry's time, else the result's.
+    pub(super) fn next_attempt_at_ms(&self) -> i64 {
+        match &self.outcome {
+            AttemptOutcome::Retry { at_ms, .. } => *at_ms,
+            _ => self.at_ms,
+        }
+    }
+
+    /// When the delivery finished: the result's time, unless a retry.
+    pub(super) fn finished_at_ms(&self) -> Option<i64> {
+        match self.outcome {
+            AttemptOutcome::Retry { .. } => None,
+            _ => Some(self.at_ms),
+        }
+    }
 }
 
 /// Rows changed per statement by bulk operations (dead-letter retry, bulk

@@ -125,6 +125,17 @@ pub struct DispatchOutcome {
     pub at_ms: i64,
 }
 
+impl DispatchOutcome {
+    /// When the event is due for dispatch again: a retry's time, else the
+    /// decision's (a finished event is not due at all: its status says so).
+    pub(super) fn due_at_ms(&self) -> i64 {
+        match &self.outcome {
+            EventOutcome::Retry { at_ms, .. } => *at_ms,
+            _ => self.at_ms,
+        }
+    }
+}
+
 /// A recorded plugin run, as read back.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PluginRunRecord {

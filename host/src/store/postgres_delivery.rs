@@ -12,8 +12,8 @@ use super::delivery::{
     DeadRow, DeliveryResult, ReplayChunk, BULK_CHUNK,
 };
 use super::dispatch::{delivery_columns, DeliveryRow};
-use super::postgres_rounds::rounds;
-use super::{AttemptOutcome, DeliveryRecord, StoreError};
+use super::postgres_batch::{column, rounds};
+use super::{DeliveryRecord, StoreError};
 
 const BACKEND: &str = "postgres";
 
@@ -98,73 +98,46 @@ pub(super) async fn claim(
 
 /// Applies a batch of attempt results in one transaction, a statement per
 /// table for all of them; a delivery twice in the batch in a later round
-/// (`postgres_rounds`), as if one by one.
+/// (`postgres_batch`), as if one by one.
 pub(super) async fn finish(pool: &PgPool, results: &[DeliveryResult]) -> Result<usize, StoreError> {
     let mut tx = pool.begin().await.map_err(db("begin"))?;
     let mut applied = 0;
     for round in rounds(results.iter().map(|r| r.id.as_str())) {
-        let batch = || round.iter().map(|&i| &results[i]);
+        let batch: Vec<&DeliveryResult> = round.iter().map(|&i| &results[i]).collect();
         let changed: Vec<String> = sqlx::query_scalar(FINISH)
-            .bind(batch().map(|r| r.id.as_str()).collect::<Vec<_>>())
-            .bind(batch().map(|r| r.outcome.status()).collect::<Vec<_>>())
-            .bind(batch().map(|r| i64::from(r.attempt)).collect::<Vec<_>>())
-            .bind(batch().map(|r| finish_times(r).0).collect::<Vec<_>>())
-            .bind(batch().map(|r| r.outcome.error()).collect::<Vec<_>>())
-            .bind(batch().map(|r| finish_times(r).1).collect::<Vec<_>>())
+            .bind(column(&batch, |r| r.id.as_str()))
+            .bind(column(&batch, |r| r.outcome.status()))
+            .bind(column(&batch, |r| i64::from(r.attempt)))
+            .bind(column(&batch, |r| r.next_attempt_at_ms()))
+            .bind(column(&batch, |r| r.outcome.error()))
+            .bind(column(&batch, |r| r.finished_at_ms()))
             .fetch_all(&mut *tx)
             .await
             .map_err(db("finish deliveries"))?;
         applied += changed.len();
         let changed: HashSet<&str> = changed.iter().map(String::as_str).collect();
-        let failed: Vec<&DeliveryResult> = batch()
+        let failed: Vec<&DeliveryResult> = batch
+            .into_iter()
             .filter(|r| r.outcome.error().is_some() && changed.contains(r.id.as_str()))
             .collect();
         if failed.is_empty() {
             continue;
         }
         sqlx::query(INSERT_ATTEMPTS)
-            .bind(failed.iter().map(|r| r.id.as_str()).collect::<Vec<_>>())
-            .bind(
-                failed
-                    .iter()
-                    .map(|r| i64::from(r.attempt))
-                    .collect::<Vec<_>>(),
-            )
-            .bind(failed.iter().map(|r| r.at_ms).collect::<Vec<_>>())
-            .bind(
-                failed
-                    .iter()
-                    .map(|r| i64::try_from(r.duration_us).unwrap_or(i64::MAX))
-                    .collect::<Vec<_>>(),
-            )
-            .bind(
-                failed
-                    .iter()
-                    .map(|r| {
-                        if r.outcome.status() == "dead" {
-                            "dead"
-                        } else {
-                            "retry"
-                        }
-                    })
-                    .collect::<Vec<_>>(),
-            )
-            .bind(failed.iter().map(|r| r.outcome.error()).collect::<Vec<_>>())
+            .bind(column(&failed, |r| r.id.as_str()))
+            .bind(column(&failed, |r| i64::from(r.attempt)))
+            .bind(column(&failed, |r| r.at_ms))
+            .bind(column(&failed, |r| {
+                i64::try_from(r.duration_us).unwrap_or(i64::MAX)
+            }))
+            .bind(column(&failed, |r| r.outcome.history_outcome()))
+            .bind(column(&failed, |r| r.outcome.error()))
             .execute(&mut *tx)
             .await
             .map_err(db("insert delivery attempts"))?;
     }
     tx.commit().await.map_err(db("commit"))?;
     Ok(applied)
-}
-
-/// When a result makes its delivery due next, and when it finished it
-/// (a retry finishes nothing).
-fn finish_times(r: &DeliveryResult) -> (i64, Option<i64>) {
-    match &r.outcome {
-        AttemptOutcome::Retry { at_ms, .. } => (*at_ms, None),
-        _ => (r.at_ms, Some(r.at_ms)),
-    }
 }
 
 pub(super) async fn release(

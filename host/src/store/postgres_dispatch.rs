@@ -11,11 +11,9 @@ use super::dispatch::{
     delivery_columns, encode_delivery_headers, DeliveryRow, DispatchOutcome, NewDelivery,
     NewPluginRun, RunRow,
 };
-use super::postgres_rounds::rounds;
+use super::postgres_batch::{column, rounds};
 use super::row::{event_columns, EventRow};
-use super::{
-    Backlog, DeliveryRecord, EventId, EventOutcome, PluginRunRecord, StoreError, StoredEvent,
-};
+use super::{Backlog, DeliveryRecord, EventId, PluginRunRecord, StoreError, StoredEvent};
 
 const BACKEND: &str = "postgres";
 
@@ -84,7 +82,7 @@ pub(super) async fn claim(
 /// Writes a batch of outcomes in one transaction: the events' outcomes
 /// (each only if the event is still `received`: the first finisher wins),
 /// then the plugin runs and deliveries of those that applied; an event
-/// twice in the batch in a later round (`postgres_rounds`), as if one by one.
+/// twice in the batch in a later round (`postgres_batch`), as if one by one.
 pub(super) async fn finish(
     pool: &PgPool,
     outcomes: &[DispatchOutcome],
@@ -92,18 +90,18 @@ pub(super) async fn finish(
     let mut applied = vec![false; outcomes.len()];
     let mut tx = pool.begin().await.map_err(db("begin"))?;
     for round in rounds(outcomes.iter().map(|o| o.event_id.as_str())) {
-        let batch = || round.iter().map(|&i| &outcomes[i]);
+        let batch: Vec<&DispatchOutcome> = round.iter().map(|&i| &outcomes[i]).collect();
         let changed: Vec<String> = sqlx::query_scalar(FINISH_EVENTS)
-            .bind(batch().map(|o| o.event_id.as_str()).collect::<Vec<_>>())
-            .bind(batch().map(|o| o.outcome.status()).collect::<Vec<_>>())
-            .bind(batch().map(|o| o.outcome.reason()).collect::<Vec<_>>())
-            .bind(batch().map(due).collect::<Vec<_>>())
+            .bind(column(&batch, |o| o.event_id.as_str()))
+            .bind(column(&batch, |o| o.outcome.status()))
+            .bind(column(&batch, |o| o.outcome.reason()))
+            .bind(column(&batch, |o| o.due_at_ms()))
             .fetch_all(&mut *tx)
             .await
             .map_err(db("finish events"))?;
         let changed: HashSet<&str> = changed.iter().map(String::as_str).collect();
         let mut won = Vec::with_capacity(round.len());
-        for &i in &round {
+        for i in round {
             if changed.contains(outcomes[i].event_id.as_str()) {
                 applied[i] = true;
                 won.push(&outcomes[i]);
@@ -114,14 +112,6 @@ pub(super) async fn finish(
     }
     tx.commit().await.map_err(db("commit"))?;
     Ok(applied)
-}
-
-/// When an outcome makes its event due again: a retry's time, else now.
-fn due(o: &DispatchOutcome) -> i64 {
-    match &o.outcome {
-        EventOutcome::Retry { at_ms, .. } => *at_ms,
-        _ => o.at_ms,
-    }
 }
 
 async fn insert_runs(
@@ -135,48 +125,21 @@ async fn insert_runs(
     if runs.is_empty() {
         return Ok(());
     }
-    let column = |f: &dyn Fn(&DispatchOutcome, &NewPluginRun) -> i64| {
-        runs.iter().map(|(o, r)| f(o, r)).collect::<Vec<i64>>()
-    };
     sqlx::query(INSERT_RUNS)
-        .bind(runs.iter().map(|(_, r)| r.id.as_str()).collect::<Vec<_>>())
-        .bind(
-            runs.iter()
-                .map(|(o, _)| o.event_id.as_str())
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            runs.iter()
-                .map(|(_, r)| r.plugin.as_str())
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            runs.iter()
-                .map(|(_, r)| r.version.as_str())
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            runs.iter()
-                .map(|(o, _)| o.outcome.run_outcome())
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            runs.iter()
-                .map(|(o, _)| o.outcome.reason())
-                .collect::<Vec<_>>(),
-        )
-        .bind(column(&|_, r| {
+        .bind(column(&runs, |(_, r)| r.id.as_str()))
+        .bind(column(&runs, |(o, _)| o.event_id.as_str()))
+        .bind(column(&runs, |(_, r)| r.plugin.as_str()))
+        .bind(column(&runs, |(_, r)| r.version.as_str()))
+        .bind(column(&runs, |(o, _)| o.outcome.run_outcome()))
+        .bind(column(&runs, |(o, _)| o.outcome.reason()))
+        .bind(column(&runs, |(_, r)| {
             i64::try_from(r.fuel_used).unwrap_or(i64::MAX)
         }))
-        .bind(column(&|_, r| {
+        .bind(column(&runs, |(_, r)| {
             i64::try_from(r.duration_us).unwrap_or(i64::MAX)
         }))
-        .bind(
-            runs.iter()
-                .map(|(_, r)| r.actions.as_str())
-                .collect::<Vec<_>>(),
-        )
-        .bind(column(&|_, r| r.ran_at_ms))
+        .bind(column(&runs, |(_, r)| r.actions.as_str()))
+        .bind(column(&runs, |(_, r)| r.ran_at_ms))
         .execute(&mut **tx)
         .await
         .map_err(db("insert plugin runs"))?;
@@ -194,55 +157,22 @@ async fn insert_deliveries(
     if rows.is_empty() {
         return Ok(());
     }
-    let column = |f: &dyn Fn(&DispatchOutcome, &NewDelivery) -> i64| {
-        rows.iter().map(|(o, d)| f(o, d)).collect::<Vec<i64>>()
-    };
     sqlx::query(INSERT_DELIVERIES)
-        .bind(rows.iter().map(|(_, d)| d.id.as_str()).collect::<Vec<_>>())
-        .bind(
-            rows.iter()
-                .map(|(o, _)| o.event_id.as_str())
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            rows.iter()
-                .map(|(o, _)| o.run.as_ref().map(|r| r.id.as_str()))
-                .collect::<Vec<_>>(),
-        )
-        .bind(column(&|_, d| i64::from(d.seq)))
-        .bind(
-            rows.iter()
-                .map(|(_, d)| d.sink.as_str())
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            rows.iter()
-                .map(|(_, d)| d.payload.as_slice())
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            rows.iter()
-                .map(|(_, d)| encode_delivery_headers(&d.headers))
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            rows.iter()
-                .map(|(_, d)| d.subject_suffix.as_deref())
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            rows.iter()
-                .map(|(_, d)| d.key.as_deref())
-                .collect::<Vec<_>>(),
-        )
-        .bind(column(&|o, d| d.leased_until_ms.unwrap_or(o.at_ms)))
-        .bind(column(&|o, _| o.at_ms))
-        .bind(
-            rows.iter()
-                .map(|(o, _)| o.source.as_str())
-                .collect::<Vec<_>>(),
-        )
-        .bind(column(&|o, _| o.event_at_ms))
+        .bind(column(&rows, |(_, d)| d.id.as_str()))
+        .bind(column(&rows, |(o, _)| o.event_id.as_str()))
+        .bind(column(&rows, |(o, _)| {
+            o.run.as_ref().map(|r| r.id.as_str())
+        }))
+        .bind(column(&rows, |(_, d)| i64::from(d.seq)))
+        .bind(column(&rows, |(_, d)| d.sink.as_str()))
+        .bind(column(&rows, |(_, d)| d.payload.as_slice()))
+        .bind(column(&rows, |(_, d)| encode_delivery_headers(&d.headers)))
+        .bind(column(&rows, |(_, d)| d.subject_suffix.as_deref()))
+        .bind(column(&rows, |(_, d)| d.key.as_deref()))
+        .bind(column(&rows, |(o, d)| d.leased_until_ms.unwrap_or(o.at_ms)))
+        .bind(column(&rows, |(o, _)| o.at_ms))
+        .bind(column(&rows, |(o, _)| o.source.as_str()))
+        .bind(column(&rows, |(o, _)| o.event_at_ms))
         .execute(&mut **tx)
         .await
         .map_err(db("insert deliveries"))?;

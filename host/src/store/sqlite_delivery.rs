@@ -113,17 +113,13 @@ pub(super) fn finish(
             .prepare_cached(INSERT_ATTEMPT)
             .map_err(sqlite("prepare attempt insert"))?;
         for r in results {
-            let (next_at, finished_at) = match &r.outcome {
-                super::AttemptOutcome::Retry { at_ms, .. } => (*at_ms, None),
-                _ => (r.at_ms, Some(r.at_ms)),
-            };
             let changed = finish
                 .execute(params![
                     r.outcome.status(),
                     r.attempt,
-                    next_at,
+                    r.next_attempt_at_ms(),
                     r.outcome.error(),
-                    finished_at,
+                    r.finished_at_ms(),
                     r.id,
                 ])
                 .map_err(sqlite("finish delivery"))?;
@@ -138,11 +134,7 @@ pub(super) fn finish(
                         r.attempt,
                         r.at_ms,
                         i64::try_from(r.duration_us).unwrap_or(i64::MAX),
-                        if r.outcome.status() == "dead" {
-                            "dead"
-                        } else {
-                            "retry"
-                        },
+                        r.outcome.history_outcome(),
                         error,
                     ])
                     .map_err(sqlite("insert delivery attempt"))?;

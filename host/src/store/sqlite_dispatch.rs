@@ -98,15 +98,11 @@ pub(super) fn finish(
             .prepare_cached(INSERT_DELIVERY)
             .map_err(sqlite("prepare delivery insert"))?;
         for o in outcomes {
-            let due = match &o.outcome {
-                super::EventOutcome::Retry { at_ms, .. } => *at_ms,
-                _ => o.at_ms,
-            };
             let changed = event
                 .execute(params![
                     o.outcome.status(),
                     o.outcome.reason(),
-                    due,
+                    o.due_at_ms(),
                     o.event_id.as_str()
                 ])
                 .map_err(sqlite("finish event"))?;
