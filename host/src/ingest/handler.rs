@@ -1,12 +1,12 @@
 //! The receive handler: source -> raw body -> verify -> store -> ack.
 
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use axum::body::Body;
-use axum::extract::{ConnectInfo, Path, State};
+use axum::extract::{ConnectInfo, Path, Request, State};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use http::{HeaderMap, Method, Uri};
+use http::{HeaderMap, Uri};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
@@ -27,14 +27,20 @@ struct Ack {
 
 /// `POST /webhooks/{source}`.
 pub(super) async fn receive(
-    State(state): State<IngestState>,
+    State(state): State<Arc<IngestState>>,
     ConnectInfo(peer): ConnectInfo<PeerAddr>,
     Path(source): Path<String>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Body,
+    // The whole request rather than the Method, Uri and HeaderMap
+    // extractors: those clone their part, the header map included.
+    request: Request,
 ) -> Result<Response, IngestError> {
+    let (parts, body) = request.into_parts();
+    let http::request::Parts {
+        method,
+        uri,
+        headers,
+        ..
+    } = parts;
     // Unknown sources are refused before the body is read.
     let sources = state.sources.get();
     let source_config = sources

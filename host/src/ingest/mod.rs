@@ -59,5 +59,7 @@ pub fn router(state: IngestState) -> Router {
             state.metrics.clone(),
             log::log_request,
         ))
-        .with_state(state)
+        // Shared behind one Arc: axum clones the state for every request,
+        // and one reference count is cheaper than one per field.
+        .with_state(Arc::new(state))
 }

@@ -16,6 +16,7 @@
 //! requests and the database (a hop each way per batch, each a wait for a
 //! busy worker's attention; see `sqlite_writer.rs`).
 
+use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -309,18 +310,37 @@ impl Batch {
         // A key twice in one batch: the first occurrence is the inserter,
         // later ones are duplicates of it. Deduplicating here keeps the
         // backends' statements simple (no row conflicts with another row of
-        // the same statement) and the rule identical on both.
+        // the same statement) and the rule identical on both. The keys are
+        // borrowed (no per-row copies): `repeats[j]` is the job that job `j`
+        // repeats, found before the events move into `rows`.
+        let repeats: Vec<Option<usize>> = {
+            let mut seen: HashMap<(&str, &str), usize> = HashMap::with_capacity(size);
+            jobs.iter()
+                .enumerate()
+                .map(|(j, (event, _))| {
+                    let key = (event.source.as_str(), event.idem_key.as_str());
+                    match seen.entry(key) {
+                        Entry::Occupied(first) => Some(*first.get()),
+                        Entry::Vacant(slot) => {
+                            slot.insert(j);
+                            None
+                        }
+                    }
+                })
+                .collect()
+        };
         let mut rows = Vec::with_capacity(size);
-        let mut slots = Vec::with_capacity(size);
+        let mut slots: Vec<Slot> = Vec::with_capacity(size);
         let mut waiters = Vec::with_capacity(size);
-        let mut seen: HashMap<(String, String), usize> = HashMap::with_capacity(size);
-        for (event, answer) in jobs {
+        for ((event, answer), repeat) in jobs.into_iter().zip(repeats) {
             waiters.push(answer);
-            let key = (event.source.clone(), event.idem_key.clone());
-            match seen.get(&key) {
-                Some(&first) => slots.push(Slot::SameAs(first)),
+            match repeat {
+                // `first` repeats nothing, so its slot is `Own`; both arms
+                // name the row that answers for it either way.
+                Some(first) => match slots[first] {
+                    Slot::Own(row) | Slot::SameAs(row) => slots.push(Slot::SameAs(row)),
+                },
                 None => {
-                    seen.insert(key, rows.len());
                     slots.push(Slot::Own(rows.len()));
                     rows.push(event);
                 }
