@@ -26,12 +26,13 @@
 #      the archive files hold exactly one line per delivery id, and the
 #      same ids as the database.
 # A rate is "flat" when the load was taken on time with no error (every
-# request answered 2xx as a new event, at least 99% of rate x duration
-# answered, the last answer within 1 s of the end), and over the second
-# half of the run the backlog stayed under 1 s worth of events and did not
-# grow by more than FLAT_GROWTH s worth; the report says which part
-# failed. The rates searched: RATES if given, else a bisection between 0
-# and the ingest-only rate, starting at half of it, at most MAX_RUNS steps.
+# request answered 2xx as a new event, the last answer within 1 s of the
+# end, and answers at 99% of the rate or more over the run), and over the
+# second half of the run the backlog stayed under 1 s worth of events and
+# did not grow by more than FLAT_GROWTH s worth; the report says which
+# part failed. The rates searched: RATES if given, else a bisection
+# between 0 and the ingest-only rate, starting at half of it, at most
+# MAX_RUNS steps.
 #
 # STORE says where the router keeps its data: sqlite (default, a WAL file
 # per router) or postgres (a fresh database per router on PG_ADMIN_URL,
@@ -357,10 +358,11 @@ run_at() {
       if (first < 0 || max >= r || last - first > g * r) why = why "backlog grew; "
       if (errs != 0) why = why sprintf("%d errors or non-2xx; ", errs)
       if (ok + errs != sched) why = why sprintf("%d not sent; ", sched - ok - errs)
-      # The load generator itself can fall behind the offered rate (it
-      # shares the cores): a run that took less than 99% of it did not
-      # show the rate flat, whatever the backlog did.
-      if (ok < 0.99 * r * d) why = why sprintf("only %.0f/s taken; ", ok / d)
+      # Answered within 1 s of the end can still be 1.6% under the offered
+      # rate over a 60 s run: below 99% of it (the acks, or the load
+      # generator on the same cores, fell behind), the rate was not shown
+      # flat, whatever the backlog did.
+      if (el > 0 && ok / el < 0.99 * r) why = why sprintf("only %.0f/s taken; ", ok / el)
       if (el >= d + 1) why = why sprintf("acks behind (last answer at %.1f s); ", el)
       sub(/; $/, "", why); print (why == "" ? 1 : 0) " " (why == "" ? "-" : why) }')
   FLAT=${verdict_flat%% *}
