@@ -311,39 +311,26 @@ impl Batch {
         // later ones are duplicates of it. Deduplicating here keeps the
         // backends' statements simple (no row conflicts with another row of
         // the same statement) and the rule identical on both. The keys are
-        // borrowed (no per-row copies): `repeats[j]` is the job that job `j`
-        // repeats, found before the events move into `rows`.
-        let repeats: Vec<Option<usize>> = {
+        // borrowed (no per-row copies), so each job's slot is decided
+        // before the events move into `rows`: a new key takes the next row.
+        let slots: Vec<Slot> = {
             let mut seen: HashMap<(&str, &str), usize> = HashMap::with_capacity(size);
             jobs.iter()
-                .enumerate()
-                .map(|(j, (event, _))| {
-                    let key = (event.source.as_str(), event.idem_key.as_str());
-                    match seen.entry(key) {
-                        Entry::Occupied(first) => Some(*first.get()),
-                        Entry::Vacant(slot) => {
-                            slot.insert(j);
-                            None
-                        }
+                .map(|(event, _)| {
+                    let next_row = seen.len();
+                    match seen.entry((event.source.as_str(), event.idem_key.as_str())) {
+                        Entry::Occupied(first) => Slot::SameAs(*first.get()),
+                        Entry::Vacant(new) => Slot::Own(*new.insert(next_row)),
                     }
                 })
                 .collect()
         };
         let mut rows = Vec::with_capacity(size);
-        let mut slots: Vec<Slot> = Vec::with_capacity(size);
         let mut waiters = Vec::with_capacity(size);
-        for ((event, answer), repeat) in jobs.into_iter().zip(repeats) {
+        for ((event, answer), slot) in jobs.into_iter().zip(&slots) {
             waiters.push(answer);
-            match repeat {
-                // `first` repeats nothing, so its slot is `Own`; both arms
-                // name the row that answers for it either way.
-                Some(first) => match slots[first] {
-                    Slot::Own(row) | Slot::SameAs(row) => slots.push(Slot::SameAs(row)),
-                },
-                None => {
-                    slots.push(Slot::Own(rows.len()));
-                    rows.push(event);
-                }
+            if let Slot::Own(_) = slot {
+                rows.push(event);
             }
         }
         Self {
