@@ -53,8 +53,9 @@
 # QUIET_WAIT (120) as in ingest.sh. Smoke tests:
 #   DURATION=10 INGEST_DURATION=3 MAX_RUNS=2 bench/dispatch.sh
 #   STAGE=delivered DURATION=10 INGEST_DURATION=3 MAX_RUNS=2 bench/dispatch.sh
-# Needs sqlite3 (and psql for STORE=postgres). Only 127.0.0.1 is contacted; every load is bounded by its
-# duration (and a per-request timeout).
+# Needs sqlite3 (and psql for STORE=postgres). Only 127.0.0.1 is
+# contacted; every load is bounded by its duration (and a per-request
+# timeout).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
