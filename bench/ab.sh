@@ -94,5 +94,11 @@ EOF
     printf '%s %s %s %.2f %s %s | %s\n' "$round" "$label" "$(field "$json" rps)" \
       "$(awk -v u="$(field "$json" p99_us)" 'BEGIN { print u / 1000 }')" "$total" "$errors" "$split"
     stop "$PID"
+    # As ingest.sh does: a kept database holds its page cache, so every
+    # later run would grow into memory the VM has taken back (the balloon's
+    # free page reporting), at a host fault per new page; that cost the
+    # checkpointer 7-9 us per request instead of 3.5-4 (bench/README.md,
+    # "A fast hour, the disk's requests and the memory state").
+    rm -rf "$WORK/$name.data"
   done
 done
