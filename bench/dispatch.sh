@@ -96,7 +96,7 @@ source "$ROOT/bench/lib.sh"
 command -v sqlite3 >/dev/null || die "sqlite3 not found (apt-get install sqlite3)"
 if [[ $STORE == postgres ]]; then
   command -v psql >/dev/null || die "psql not found"
-  psql "$PG_ADMIN_URL/postgres" -qAtc 'SELECT 1' >/dev/null || die "Postgres at $PG_ADMIN_URL does not answer"
+  pg_up || die "Postgres at $PG_ADMIN_URL does not answer"
 fi
 
 if [[ $SKIP_BUILD != 1 ]]; then
@@ -110,13 +110,11 @@ PIDS=()
 PG_DBS=()  # databases this script created and has not dropped yet
 
 cleanup() {
-  local pid db
+  local pid
   for pid in "${PIDS[@]}"; do
     kill -TERM "$pid" 2>/dev/null && wait "$pid" 2>/dev/null || true
   done
-  for db in "${PG_DBS[@]}"; do
-    psql "$PG_ADMIN_URL/postgres" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1 || true
-  done
+  pg_drop_all
   rm -rf "$WORK"
 }
 
@@ -146,8 +144,7 @@ create_store() {
   if [[ $STORE == postgres ]]; then
     local db
     db=$(pg_db "$1")
-    psql "$PG_ADMIN_URL/postgres" -qc "CREATE DATABASE $db" >/dev/null || die "cannot create database $db"
-    PG_DBS+=("$db")
+    pg_create "$db"
     STORE_URL="$PG_ADMIN_URL/$db"
   else
     STORE_URL="sqlite://$WORK/$1.db"
@@ -157,11 +154,7 @@ create_store() {
 # drop_store NAME: removes NAME's store.
 drop_store() {
   if [[ $STORE == postgres ]]; then
-    local db kept=() d
-    db=$(pg_db "$1")
-    psql "$PG_ADMIN_URL/postgres" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null || true
-    for d in "${PG_DBS[@]}"; do [[ $d == "$db" ]] || kept+=("$d"); done
-    PG_DBS=("${kept[@]}")
+    pg_drop "$(pg_db "$1")"
   else
     rm -f "$WORK/$1".db*
   fi

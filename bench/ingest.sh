@@ -53,13 +53,11 @@ PIDS=()                 # servers this script started
 PG_DBS=()               # databases this script created
 
 cleanup() {
-  local pid db
+  local pid
   for pid in "${PIDS[@]}"; do
     kill -TERM "$pid" 2>/dev/null && wait "$pid" 2>/dev/null || true
   done
-  for db in "${PG_DBS[@]}"; do
-    psql "$PG_ADMIN_URL/postgres" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1 || true
-  done
+  pg_drop_all
   rm -rf "$WORK"
 }
 
@@ -164,7 +162,6 @@ check() {
   echo "  check ($expect): $ok responses, all 200 with duplicate:$([[ $expect == new ]] && echo false || echo true)"
 }
 
-pg_up() { psql "$PG_ADMIN_URL/postgres" -qAtc 'SELECT 1' >/dev/null 2>&1; }
 if [[ $POSTGRES == 1 ]] && ! pg_up; then
   echo "ingest.sh: Postgres at $PG_HOST:$PG_PORT does not answer; skipping the Postgres runs." >&2
   POSTGRES=0
@@ -223,8 +220,7 @@ for round in $(seq "$ROUNDS"); do
 
   if [[ $POSTGRES == 1 ]]; then
     db="hookyard_bench_$$_$round"
-    psql "$PG_ADMIN_URL/postgres" -qc "CREATE DATABASE $db" >/dev/null
-    PG_DBS+=("$db")
+    pg_create "$db"
     hookyard_config "hookyard-pg-$round" "$PG_ADMIN_URL/$db"
     start "hookyard-pg-$round" "$HOOKYARD" serve --config "$WORK/hookyard-pg-$round.toml"
     pg_pid=$PID pg_addr=$ADDR
@@ -232,8 +228,7 @@ for round in $(seq "$ROUNDS"); do
     wrk_run "$WORK/warm-pg.txt" "$pg_addr" 16 "$WARMUP" >/dev/null
     measure "$round" hookyard-pg "$CMAX" "$pg_pid" "$pg_addr"
     stop "$pg_pid"
-    psql "$PG_ADMIN_URL/postgres" -qc "DROP DATABASE $db WITH (FORCE)" >/dev/null
-    PG_DBS=()
+    pg_drop "$db"
   fi
 done
 

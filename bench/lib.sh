@@ -2,7 +2,8 @@
 # of its stages) and the A/B runner (ab.sh). Sourced, not run. The caller
 # sets WORK (its temp dir), HOOKYARD, BENCH_SECRET, QUIET_MAX, QUIET_WAIT,
 # an array PIDS (its children, for its cleanup trap), LOAD if it calls
-# load(), and defines die().
+# load(), PG_ADMIN_URL and an array PG_DBS if it calls the pg_ helpers,
+# and defines die().
 
 # start NAME [CMD...]: runs CMD (by default the router on NAME.toml) with
 # stdout/stderr in NAME.{out,log}, waits (<= 60 s: the router compiles its
@@ -136,4 +137,32 @@ load() {
   json=$(sed -n 's/^LOAD //p' "$out")
   [[ -n $json ]] || { cat "$out" >&2; die "no LOAD line"; }
   echo "$json"
+}
+
+# Postgres databases a script creates, on PG_ADMIN_URL, recorded in the
+# caller's array PG_DBS: pg_drop drops one when its run is over, and the
+# caller's cleanup trap calls pg_drop_all for whatever an early exit left.
+pg_up() { psql "$PG_ADMIN_URL/postgres" -qAtc 'SELECT 1' >/dev/null 2>&1; }
+
+# pg_create DB: a new, empty database DB.
+pg_create() {
+  psql "$PG_ADMIN_URL/postgres" -qc "CREATE DATABASE $1" >/dev/null || die "cannot create database $1"
+  PG_DBS+=("$1")
+}
+
+# pg_drop DB: drops DB (closing its connections) and forgets it.
+pg_drop() {
+  local kept=() d
+  psql "$PG_ADMIN_URL/postgres" -qc "DROP DATABASE IF EXISTS $1 WITH (FORCE)" >/dev/null || true
+  for d in "${PG_DBS[@]}"; do [[ $d == "$1" ]] || kept+=("$d"); done
+  PG_DBS=("${kept[@]}")
+}
+
+# pg_drop_all: drops every database still recorded, quietly (cleanup traps).
+pg_drop_all() {
+  local db
+  for db in "${PG_DBS[@]}"; do
+    psql "$PG_ADMIN_URL/postgres" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1 || true
+  done
+  PG_DBS=()
 }
