@@ -94,11 +94,12 @@ EOF
     printf '%s %s %s %.2f %s %s | %s\n' "$round" "$label" "$(field "$json" rps)" \
       "$(awk -v u="$(field "$json" p99_us)" 'BEGIN { print u / 1000 }')" "$total" "$errors" "$split"
     stop "$PID"
-    # As ingest.sh does: a kept database holds its page cache, so every
-    # later run would grow into memory the VM has taken back (the balloon's
-    # free page reporting), at a host fault per new page; that cost the
-    # checkpointer 7-9 us per request instead of 3.5-4 (bench/README.md,
-    # "A fast hour, the disk's requests and the memory state").
+    # As ingest.sh does: a kept database holds its page cache, and the
+    # runs after it measured the checkpointer at 7-9 us per request instead
+    # of 3.5-4 (most likely new pages coming from memory the VM's balloon
+    # had reported free to the host; bench/README.md, "A fast hour, the
+    # disk's requests and the memory state"). The first run after a long
+    # pause can still start in that state.
     rm -rf "$WORK/$name.data"
   done
 done
