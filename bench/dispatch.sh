@@ -154,7 +154,7 @@ create_store() {
 # drop_store NAME: removes NAME's store.
 drop_store() {
   if [[ $STORE == postgres ]]; then
-    pg_drop "$(pg_db "$1")"
+    pg_drop "$(pg_db "$1")" || true
   else
     rm -f "$WORK/$1".db*
   fi

@@ -150,10 +150,11 @@ pg_create() {
   PG_DBS+=("$1")
 }
 
-# pg_drop DB: drops DB (closing its connections) and forgets it.
+# pg_drop DB: drops DB (closing its connections) and forgets it. Fails,
+# keeping it recorded for pg_drop_all, when the drop fails.
 pg_drop() {
   local kept=() d
-  psql "$PG_ADMIN_URL/postgres" -qc "DROP DATABASE IF EXISTS $1 WITH (FORCE)" >/dev/null || true
+  psql "$PG_ADMIN_URL/postgres" -qc "DROP DATABASE IF EXISTS $1 WITH (FORCE)" >/dev/null || return 1
   for d in "${PG_DBS[@]}"; do [[ $d == "$1" ]] || kept+=("$d"); done
   PG_DBS=("${kept[@]}")
 }
