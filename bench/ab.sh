@@ -12,6 +12,8 @@
 #
 # Each line also counts the run's errors (non-2xx answers, socket errors):
 # a build that fails requests fast looks fast, so read that column first.
+# Then the write and flush requests the disk under the work directory
+# completed per 1,000 requests (the whole device: keep the machine quiet).
 # Each argument is LABEL=BINARY. Build the binaries first (e.g. copy
 # target/release/hookyard aside before and after a change). Environment:
 # ROUNDS (3), CONNS (64), DURATION (8s), WARMUP (2s), BENCH_SECRET
@@ -48,7 +50,8 @@ trap 'exit 130' INT TERM
 # shellcheck source=bench/lib.sh
 source "$ROOT/bench/lib.sh"
 
-echo "round label req/s p99_ms server_us/req errors | per-thread us/req"
+DISK=$(disk_dev "$WORK")
+echo "round label req/s p99_ms server_us/req errors disk_writes/kreq disk_flushes/kreq | per-thread us/req"
 for round in $(seq "$ROUNDS"); do
   for arg in "$@"; do
     label=${arg%%=*}
@@ -71,9 +74,11 @@ EOF
     wait_quiet
     tasks "$PID" >"$WORK/$name.before"
     ticks0=$(cpu_ticks "$PID")
+    read -r disk_w0 disk_f0 < <(disk_io "$DISK")
     wrk -t2 -c"$CONNS" -d"$DURATION" --latency -s "$LUA" "http://$ADDR" >"$WORK/$name.wrk" 2>&1 \
       || { cat "$WORK/$name.wrk" >&2; die "wrk failed"; }
     ticks1=$(cpu_ticks "$PID")
+    read -r disk_w1 disk_f1 < <(disk_io "$DISK")
     tasks "$PID" >"$WORK/$name.after"
     json=$(sed -n 's/^BENCH //p' "$WORK/$name.wrk")
     [[ -n $json ]] || { cat "$WORK/$name.wrk" >&2; die "no BENCH line in wrk output"; }
@@ -91,8 +96,13 @@ EOF
       'BEGIN { printf "%.0f", n ? t / hz * 1e6 / n : 0 }')
     # A build that answers errors fast would look fast: say so on its line.
     errors=$(wrk_errors "$json")
-    printf '%s %s %s %.2f %s %s | %s\n' "$round" "$label" "$(field "$json" rps)" \
-      "$(awk -v u="$(field "$json" p99_us)" 'BEGIN { print u / 1000 }')" "$total" "$errors" "$split"
+    # Requests to the disk per 1,000 webhooks (the whole device, so the
+    # machine should be otherwise quiet): each is a VM exit on a virtual disk.
+    disk=$(awk -v w=$((disk_w1 - disk_w0)) -v f=$((disk_f1 - disk_f0)) -v n="$requests" \
+      'BEGIN { if (n) printf "%.0f %.0f", w * 1000 / n, f * 1000 / n; else print "- -" }')
+    printf '%s %s %s %.2f %s %s %s | %s\n' "$round" "$label" "$(field "$json" rps)" \
+      "$(awk -v u="$(field "$json" p99_us)" 'BEGIN { print u / 1000 }')" "$total" "$errors" \
+      "$disk" "$split"
     stop "$PID"
     # As ingest.sh does: a kept database holds its page cache, and the
     # runs after it measured the checkpointer at 7-9 us per request instead

@@ -54,6 +54,11 @@ cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 # Busy ticks of the whole machine (user nice system irq softirq steal).
 busy_ticks() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8 + $9}' /proc/stat; }
 hwm_kib() { awk '/^VmHWM:/ {print $2}' "/proc/$1/status"; }
+# disk_dev DIR: the block device holding DIR, as named under /sys/class/block.
+disk_dev() { basename "$(df --output=source "$1" | tail -1)"; }
+# disk_io DEV: "write_requests flush_requests" completed on DEV so far (fields
+# 5 and 16 of its stat file; flushes are counted since Linux 5.5, else 0).
+disk_io() { awk '{print $5, ($16 == "" ? 0 : $16)}' "/sys/class/block/$1/stat"; }
 
 # tasks PID: "tid name ticks" per live thread (user + system CPU). Linux
 # cuts names to 15 characters, so the three SQLite threads all read
