@@ -19,6 +19,7 @@
 //! way PostgreSQL treats the same failure.
 
 use std::fs::File;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc as std_mpsc;
@@ -168,16 +169,12 @@ impl WalFile {
         // Write access: fsync on a read-only descriptor works on Linux but
         // POSIX leaves it unspecified. Never created here: SQLite owns it.
         let file = std::fs::OpenOptions::new().write(true).open(path)?;
-        let identity = identity(rustix::fs::statx(
-            &file,
-            "",
-            AtFlags::EMPTY_PATH,
-            StatxFlags::INO,
-        )?);
+        // A full stat once at open costs nothing that matters (see `sync`).
+        let meta = file.metadata()?;
         Ok(Self {
             path: path.to_path_buf(),
             file,
-            identity,
+            identity: (meta.dev(), meta.ino()),
         })
     }
 
@@ -196,24 +193,27 @@ impl WalFile {
     /// measured with a write-statx-fdatasync loop (bench/README.md, "The
     /// sync thread's stat and the inode write").
     fn sync(&mut self) -> std::io::Result<()> {
-        let now = identity(rustix::fs::statx(
-            rustix::fs::CWD,
-            &self.path,
-            AtFlags::empty(),
-            StatxFlags::INO,
-        )?);
-        if now != self.identity {
+        if identity_of(&self.path)? != self.identity {
             *self = Self::open(&self.path)?;
         }
         self.file.sync_data()
     }
 }
 
-/// (device, inode) from a `statx` that asked for [`StatxFlags::INO`] (the
-/// device is always filled in).
-fn identity(stat: rustix::fs::Statx) -> (u64, u64) {
-    let device = (u64::from(stat.stx_dev_major) << 32) | u64::from(stat.stx_dev_minor);
-    (device, stat.stx_ino)
+/// (device, inode) of the file `path` names, as `std`'s `dev()` and `ino()`
+/// give them, asking `statx` for the inode number only (the device is
+/// always filled in).
+fn identity_of(path: &Path) -> std::io::Result<(u64, u64)> {
+    match rustix::fs::statx(rustix::fs::CWD, path, AtFlags::empty(), StatxFlags::INO) {
+        Ok(stat) => Ok((
+            rustix::fs::makedev(stat.stx_dev_major, stat.stx_dev_minor),
+            stat.stx_ino,
+        )),
+        // No `statx` (Linux before 4.11, some container sandboxes): a full
+        // stat, which brings the inode writes back but still checks.
+        Err(rustix::io::Errno::NOSYS) => std::fs::metadata(path).map(|m| (m.dev(), m.ino())),
+        Err(error) => Err(error.into()),
+    }
 }
 
 #[cfg(test)]
@@ -287,6 +287,18 @@ mod tests {
         sync.after_next_sync(r);
         assert!(matches!(rx.await.unwrap(), Err(StoreError::Fsync { .. })));
         assert!(matches!(sync.failed(), Some(StoreError::Fsync { .. })));
+    }
+
+    #[test]
+    fn the_inode_only_identity_matches_a_full_stat() {
+        // The sync compares it with the full stat taken at open: the two
+        // must encode the device the same way, or every sync would reopen.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.db-wal");
+        std::fs::write(&path, b"").unwrap();
+        let meta = std::fs::metadata(&path).unwrap();
+        assert_eq!(identity_of(&path).unwrap(), (meta.dev(), meta.ino()));
+        assert!(identity_of(&dir.path().join("missing")).is_err());
     }
 
     #[tokio::test]
