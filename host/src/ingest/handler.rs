@@ -103,15 +103,16 @@ pub(super) async fn receive(
         Some(id) => id,
         None => format!("sha256:{}", hex::encode(Sha256::digest(&body))),
     };
+    let received_at_ms = now.as_millis() as i64;
     let event = NewEvent {
-        id: EventId::generate(),
+        id: EventId::received_at(received_at_ms),
         source,
         idem_key,
         method: method.to_string(),
         path,
         headers: stored_headers(&headers),
         body,
-        received_at_ms: now.as_millis() as i64,
+        received_at_ms,
         verification: verified.scheme.to_string(),
         dispatch: source_config.route != SourceRoute::StoreOnly,
     };

@@ -54,6 +54,18 @@ impl EventId {
         Self(format!("evt_{}", ulid::Ulid::new()))
     }
 
+    /// A fresh id for an event received at `received_at_ms` (unix ms): its
+    /// ULID's time is exactly that, so the id orders events by receipt and
+    /// an id range is a receive-time range (SQLite's retention purges walk
+    /// the primary key instead of an index of their own; [`event_id_floor`]).
+    pub fn received_at(received_at_ms: i64) -> Self {
+        let ms = u64::try_from(received_at_ms).unwrap_or(0);
+        Self(format!(
+            "evt_{}",
+            ulid::Ulid::from_parts(ms, ulid::Ulid::new().random())
+        ))
+    }
+
     /// Wraps an id read back from storage or an API.
     pub fn from_string(id: String) -> Self {
         Self(id)
@@ -63,6 +75,14 @@ impl EventId {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+}
+
+/// The id below which every event was received before `at_ms`, given ids
+/// made by [`EventId::received_at`]: `evt_` and a ULID whose first 48 bits
+/// are the time (SQLite compares text bytewise, and ULIDs sort as text).
+pub(super) fn event_id_floor(at_ms: i64) -> String {
+    let ms = u64::try_from(at_ms).unwrap_or(0);
+    format!("evt_{}", ulid::Ulid::from_parts(ms, 0))
 }
 
 impl fmt::Display for EventId {

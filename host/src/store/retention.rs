@@ -140,6 +140,7 @@ mod tests {
         let store = open(&config).await.unwrap();
         let mut old = test_event("k");
         old.received_at_ms = 0;
+        old.id = crate::store::EventId::received_at(0);
         // Dispatched long ago (an undispatched event keeps its body).
         old.dispatch = false;
         let id = store.insert_event(old).await.unwrap().id;

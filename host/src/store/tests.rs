@@ -179,6 +179,7 @@ suite! {
     "multi_thread" find_event_by_key_finds_the_stored_event;
     "multi_thread" ping_answers_until_closed;
     "multi_thread" purged_bodies_keep_their_keys_until_key_retention;
+    "multi_thread" retention_goes_by_receive_time_not_by_id_alone;
     "multi_thread" claims_lease_events_and_outcomes_land_with_runs_and_deliveries;
     "multi_thread" an_event_twice_in_one_batch_applies_its_first_outcome_only;
     "multi_thread" a_new_event_is_due_for_a_sweep_only_after_the_grace;
@@ -229,6 +230,13 @@ fn event(source: &str, key: &str) -> NewEvent {
         verification: "github".into(),
         dispatch: true,
     }
+}
+
+/// `ev` as received at `ms`, with an id made the way ingest makes it.
+fn received_at(mut ev: NewEvent, ms: i64) -> NewEvent {
+    ev.received_at_ms = ms;
+    ev.id = EventId::received_at(ms);
+    ev
 }
 
 async fn insert_then_get_round_trips_every_field(db: TestDb) {
@@ -627,19 +635,60 @@ async fn timing_postgres_1000_concurrent_inserts() {
     time_concurrent_inserts(Backend::Postgres).await;
 }
 
+/// SQLite's purges find candidates by id (ids carry their receive time),
+/// but the receive time decides: an id whose time is a little off its
+/// `received_at_ms` (ids made before they were derived from it) is purged
+/// on time, and an event received after the cutoff is never purged early,
+/// whatever its id says.
+async fn retention_goes_by_receive_time_not_by_id_alone(db: TestDb) {
+    let store = db.open().await;
+    let mut skewed = event("github", "id-300ms-later");
+    skewed.received_at_ms = 1_000;
+    skewed.id = EventId::received_at(1_300);
+    skewed.dispatch = false;
+    let mut late = event("github", "received-after-the-cutoff");
+    late.received_at_ms = 5_000;
+    late.id = EventId::received_at(500);
+    late.dispatch = false;
+    let skewed_id = store.insert_event(skewed).await.unwrap().id;
+    let late_id = store.insert_event(late).await.unwrap().id;
+    let cutoffs = Cutoffs {
+        now_ms: 9_000,
+        bodies_before_ms: Some(2_000),
+        rows_before_ms: None,
+        deliveries_before_ms: None,
+    };
+    assert_eq!(
+        store.purge(cutoffs).await.unwrap(),
+        Purged {
+            bodies: 1,
+            ..Purged::default()
+        }
+    );
+    let skewed = store.get_event(&skewed_id).await.unwrap().unwrap();
+    assert_eq!(skewed.body_purged_at_ms, Some(9_000));
+    let late = store.get_event(&late_id).await.unwrap().unwrap();
+    assert_eq!(late.body_purged_at_ms, None, "received after the cutoff");
+    let rows = Cutoffs {
+        rows_before_ms: Some(2_000),
+        ..cutoffs
+    };
+    assert_eq!(store.purge(rows).await.unwrap().rows, 1);
+    assert!(store.get_event(&skewed_id).await.unwrap().is_none());
+    assert!(store.get_event(&late_id).await.unwrap().is_some());
+    store.close().await;
+}
+
 /// Retention drops the raw request first and the key (the row) later: a
 /// replay of a purged event is still a duplicate until its row is gone.
 async fn purged_bodies_keep_their_keys_until_key_retention(db: TestDb) {
     let store = db.open().await;
-    let mut old = event("github", "old-delivery");
-    old.received_at_ms = 1_000;
+    let mut old = received_at(event("github", "old-delivery"), 1_000);
     old.dispatch = false;
-    let mut recent = event("github", "recent-delivery");
-    recent.received_at_ms = 5_000;
+    let mut recent = received_at(event("github", "recent-delivery"), 5_000);
     recent.dispatch = false;
     // As old, but still waiting for dispatch: retention leaves it alone.
-    let mut waiting = event("github", "waiting-delivery");
-    waiting.received_at_ms = 1_000;
+    let waiting = received_at(event("github", "waiting-delivery"), 1_000);
     let old_id = store.insert_event(old.clone()).await.unwrap().id;
     let recent_id = store.insert_event(recent).await.unwrap().id;
     let waiting_id = store.insert_event(waiting).await.unwrap().id;
