@@ -358,11 +358,3 @@ impl AttemptRow {
         }
     }
 }
-
-/// The id below which every delivery was created before `at_ms`: ids are
-/// `dlv_` + ULID, whose first 48 bits are the creation time, so an id range
-/// on the primary key is a time range (SQLite compares text bytewise).
-pub(super) fn delivery_id_floor(at_ms: i64) -> String {
-    let ms = u64::try_from(at_ms).unwrap_or(0);
-    format!("dlv_{}", ulid::Ulid::from_parts(ms, 0))
-}

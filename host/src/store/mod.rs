@@ -57,7 +57,7 @@ impl EventId {
     /// A fresh id for an event received at `received_at_ms` (unix ms): its
     /// ULID's time is exactly that, so the id orders events by receipt and
     /// an id range is a receive-time range (SQLite's retention purges walk
-    /// the primary key instead of an index of their own; [`event_id_floor`]).
+    /// the primary key instead of an index of their own; [`ulid_id_floor`]).
     pub fn received_at(received_at_ms: i64) -> Self {
         let ms = u64::try_from(received_at_ms).unwrap_or(0);
         Self(format!(
@@ -77,12 +77,14 @@ impl EventId {
     }
 }
 
-/// The id below which every event was received before `at_ms`, given ids
-/// made by [`EventId::received_at`]: `evt_` and a ULID whose first 48 bits
-/// are the time (SQLite compares text bytewise, and ULIDs sort as text).
-pub(super) fn event_id_floor(at_ms: i64) -> String {
+/// The id below which every row with ids `prefix` + ULID was made before
+/// `at_ms`: a ULID's first 48 bits are its time, and ULIDs sort as text
+/// (SQLite compares text bytewise), so an id range on a primary key is a
+/// time range. Events (`evt_`, [`EventId::received_at`]) and deliveries
+/// (`dlv_`) are purged this way, with no time index on either table.
+pub(super) fn ulid_id_floor(prefix: &str, at_ms: i64) -> String {
     let ms = u64::try_from(at_ms).unwrap_or(0);
-    format!("evt_{}", ulid::Ulid::from_parts(ms, 0))
+    format!("{prefix}{}", ulid::Ulid::from_parts(ms, 0))
 }
 
 impl fmt::Display for EventId {

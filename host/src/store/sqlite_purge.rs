@@ -40,7 +40,7 @@ const ID_TIME_SLACK_MS: i64 = 1_000;
 
 /// The id floor for purging events received before `before_ms`.
 fn id_floor(before_ms: i64) -> String {
-    super::event_id_floor(before_ms.saturating_add(ID_TIME_SLACK_MS))
+    super::ulid_id_floor("evt_", before_ms.saturating_add(ID_TIME_SLACK_MS))
 }
 
 /// Applies `cutoffs` to the database at `path` (blocking: call it from a
@@ -76,7 +76,7 @@ pub(super) fn purge(
         })?;
     }
     if let Some(before) = cutoffs.deliveries_before_ms {
-        let floor = super::delivery::delivery_id_floor(before);
+        let floor = super::ulid_id_floor("dlv_", before);
         purged.deliveries =
             in_chunks(|| super::sqlite_delivery::purge_done(&conn, &floor, PURGE_CHUNK))?;
     }
@@ -99,15 +99,15 @@ fn in_chunks(mut chunk: impl FnMut() -> Result<usize, StoreError>) -> Result<u64
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{event_id_floor, open, EventId, StoreConfig};
+    use crate::store::{open, ulid_id_floor, EventId, StoreConfig};
 
     #[test]
     fn ids_carry_their_receive_time_and_the_floor_splits_them() {
         let id = EventId::received_at(1_700_000_000_123);
         let ulid = ulid::Ulid::from_string(&id.as_str()["evt_".len()..]).unwrap();
         assert_eq!(ulid.timestamp_ms(), 1_700_000_000_123);
-        assert!(id.as_str() >= event_id_floor(1_700_000_000_123).as_str());
-        assert!(id.as_str() < event_id_floor(1_700_000_000_124).as_str());
+        assert!(id.as_str() >= ulid_id_floor("evt_", 1_700_000_000_123).as_str());
+        assert!(id.as_str() < ulid_id_floor("evt_", 1_700_000_000_124).as_str());
         assert!(id.as_str() < id_floor(1_700_000_000_123).as_str());
     }
 
