@@ -11,6 +11,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
+mod checkpoint_sync;
 mod delivery;
 mod dispatch;
 mod event_list;

@@ -22,12 +22,14 @@
 //! Checkpoints must still sync the WAL before they copy it into the
 //! database file: the connection sets `checkpoint_fullfsync`, which makes
 //! SQLite ask for those syncs as `SQLITE_SYNC_FULL`, and only those are
-//! passed through. Every other file (the database, the shared memory, temp
-//! files) goes straight to `unix`.
+//! made: by the fsync thread's next fsync while one runs for this WAL
+//! ([`super::checkpoint_sync`]), else here. Every other file (the
+//! database, the shared memory, temp files) goes straight to `unix`.
 //!
-//! Only the writer's own connection uses this VFS (by name, at open):
-//! readers and the checkpointer use `unix` and see the WAL only through
-//! what the wal-index publishes.
+//! The writer's connection and the checkpointer's use this VFS (by name,
+//! at open), both with `checkpoint_fullfsync`; the checkpointer writes no
+//! frames, so for it only the checkpoint syncs change. Readers use `unix`
+//! and see the WAL only through what the wal-index publishes.
 
 #![allow(
     unsafe_code,
@@ -38,7 +40,12 @@
 use std::ffi::{c_char, c_int, c_void, CStr};
 use std::sync::OnceLock;
 
+use std::os::unix::ffi::OsStrExt;
+
 use rusqlite::ffi;
+
+use super::checkpoint_sync::{self, Identity, Waited};
+use super::wal_sync;
 
 /// The name connections open this VFS by.
 pub(super) const NAME: &str = "hookyard-wal-batch";
@@ -120,10 +127,14 @@ struct ShimFile {
 /// Size of [`ShimFile`] rounded up to 8, where the wrapped file starts.
 const SHIM_SIZE: usize = std::mem::size_of::<ShimFile>().div_ceil(8) * 8;
 
-/// Consecutive writes not yet made, starting at file offset `start`.
+/// A WAL file's state: consecutive writes not yet made, starting at file
+/// offset `start`, and the file's identity, by which a checkpoint's sync
+/// finds the sync thread of this WAL (`None`: it could not be read at open,
+/// and such syncs are made here).
 struct Pending {
     start: i64,
     data: Vec<u8>,
+    identity: Option<Identity>,
 }
 
 // What a test can count, per thread: WAL writes SQLite asked for, and
@@ -236,9 +247,18 @@ unsafe extern "C" fn open(
     // A failed open that left a file object still gets xClose (SQLite's
     // contract), which must reach the wrapped file; it gets no buffer.
     if rc == ffi::SQLITE_OK && flags & ffi::SQLITE_OPEN_WAL != 0 {
+        // The inode number only (see `wal_sync::identity_of`): a query of
+        // the file's times would make its next write dirty the inode.
+        let identity = (!name.is_null())
+            .then(|| {
+                let path = std::ffi::OsStr::from_bytes(CStr::from_ptr(name).to_bytes());
+                wal_sync::identity_of(std::path::Path::new(path)).ok()
+            })
+            .flatten();
         (*shim).pending = Box::into_raw(Box::new(Pending {
             start: 0,
             data: Vec::new(),
+            identity,
         }));
     }
     (*shim).base.pMethods = &METHODS;
@@ -333,11 +353,22 @@ unsafe extern "C" fn sync(file: *mut ffi::sqlite3_file, flags: c_int) -> c_int {
     }
     // A WAL's commit-time sync (SQLITE_SYNC_NORMAL) stops at the kernel:
     // the fsync thread makes it durable before anyone is answered. A
-    // checkpoint's (SQLITE_SYNC_FULL, from checkpoint_fullfsync) and every
-    // other file's sync go through.
-    let wal = !(*file.cast::<ShimFile>()).pending.is_null();
-    if wal && flags & 0x0f != ffi::SQLITE_SYNC_FULL {
-        return ffi::SQLITE_OK;
+    // checkpoint's (SQLITE_SYNC_FULL, from checkpoint_fullfsync) is the
+    // fsync thread's next fsync when one runs for this WAL (see
+    // `checkpoint_sync`), else made here. Every other file's sync goes
+    // through.
+    let pending = (*file.cast::<ShimFile>()).pending;
+    if !pending.is_null() {
+        if flags & 0x0f != ffi::SQLITE_SYNC_FULL {
+            return ffi::SQLITE_OK;
+        }
+        if let Some(identity) = (*pending).identity {
+            match checkpoint_sync::wait_for_sync(identity) {
+                Waited::Synced => return ffi::SQLITE_OK,
+                Waited::Failed => return ffi::SQLITE_IOERR_FSYNC,
+                Waited::NoThread => {}
+            }
+        }
     }
     let (real, methods) = real(file);
     methods

@@ -61,15 +61,22 @@ const WRITER_AUTOCHECKPOINT_PAGES: u32 = 8000;
 /// a busy writer never finishes the WAL, and only a completed checkpoint
 /// lets the writer restart it. Tried without it, the WAL grew by hundreds
 /// of MB in seconds.
+///
+/// Its connection is opened as the writer's is (same VFS and sync
+/// settings), so that under `full` its checkpoints' syncs of the WAL are
+/// the fsync thread's next fsync rather than one more of their own (see
+/// `checkpoint_sync.rs`).
 struct Checkpointer {
     nudges: std_mpsc::SyncSender<()>,
 }
 
 impl Checkpointer {
-    fn start(path: &Path, busy_timeout: Duration) -> Result<Self, StoreError> {
-        let conn = rusqlite::Connection::open(path).map_err(sqlite("open checkpointer"))?;
-        conn.busy_timeout(busy_timeout)
-            .map_err(sqlite("set busy_timeout"))?;
+    fn start(
+        path: &Path,
+        synchronous: SqliteSynchronous,
+        busy_timeout: Duration,
+    ) -> Result<Self, StoreError> {
+        let conn = open_connection(path, synchronous, busy_timeout, "open checkpointer")?;
         // Capacity 1: nudges arriving while a checkpoint runs collapse into one.
         let (nudges, inbox) = std_mpsc::sync_channel::<()>(1);
         std::thread::Builder::new()
@@ -139,14 +146,14 @@ impl SqliteWriter {
         busy_timeout: Duration,
         intake: Intake<SqliteJob>,
     ) -> Result<Self, StoreError> {
-        let conn = open_connection(path, synchronous, busy_timeout)?;
+        let conn = open_connection(path, synchronous, busy_timeout, "open writer")?;
         // Opened after the connection, which has created the WAL file.
         let wal_sync = match synchronous {
             SqliteSynchronous::Full => Some(WalSync::start(path)?),
             SqliteSynchronous::Normal | SqliteSynchronous::Off => None,
         };
         let fsyncs = wal_sync.as_ref().map(WalSync::sync_counter);
-        let checkpointer = Checkpointer::start(path, busy_timeout)?;
+        let checkpointer = Checkpointer::start(path, synchronous, busy_timeout)?;
         let thread = std::thread::Builder::new()
             .name("hookyard-sqlite-writer".into())
             .spawn(move || run(conn, intake, wal_sync, &checkpointer))
@@ -256,6 +263,7 @@ fn open_connection(
     path: &Path,
     synchronous: SqliteSynchronous,
     busy_timeout: Duration,
+    op: &'static str,
 ) -> Result<rusqlite::Connection, StoreError> {
     let conn = match synchronous {
         SqliteSynchronous::Full | SqliteSynchronous::Normal => {
@@ -267,7 +275,7 @@ fn open_connection(
         }
         SqliteSynchronous::Off => rusqlite::Connection::open(path),
     }
-    .map_err(sqlite("open writer"))?;
+    .map_err(sqlite(op))?;
     conn.busy_timeout(busy_timeout)
         .map_err(sqlite("set busy_timeout"))?;
     let level = match synchronous {
@@ -369,7 +377,7 @@ mod tests {
             (SqliteSynchronous::Off, 0, 0),
         ] {
             let path = dir.path().join(format!("{level:?}.db"));
-            let conn = open_connection(&path, level, Duration::from_secs(1)).unwrap();
+            let conn = open_connection(&path, level, Duration::from_secs(1), "open").unwrap();
             let mode: String = conn
                 .query_row("PRAGMA journal_mode", [], |r| r.get(0))
                 .unwrap();
@@ -395,7 +403,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         for level in [SqliteSynchronous::Full, SqliteSynchronous::Normal] {
             let path = dir.path().join(format!("{level:?}.db"));
-            let setup = open_connection(&path, level, Duration::from_secs(1)).unwrap();
+            let setup = open_connection(&path, level, Duration::from_secs(1), "open").unwrap();
             for migration in [
                 include_str!("../../migrations/sqlite/0001_events.sql"),
                 include_str!("../../migrations/sqlite/0002_retention.sql"),
@@ -422,5 +430,65 @@ mod tests {
             commits.close().await;
             writer.close().await;
         }
+    }
+
+    /// Under `full` a checkpoint's sync of the WAL is one more fsync of
+    /// the writer's sync thread, not one of its own; with no sync thread
+    /// (the writer closed) the checkpoint syncs the WAL itself, and both
+    /// complete.
+    #[tokio::test]
+    async fn under_full_a_checkpoint_syncs_the_wal_through_the_fsync_thread() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ckpt.db");
+        let level = SqliteSynchronous::Full;
+        let open = || open_connection(&path, level, Duration::from_secs(1), "open").unwrap();
+        open()
+            .execute_batch(concat!(
+                include_str!("../../migrations/sqlite/0001_events.sql"),
+                include_str!("../../migrations/sqlite/0002_retention.sql"),
+                include_str!("../../migrations/sqlite/0003_dispatch.sql"),
+            ))
+            .unwrap();
+        let (commits, intake) = GroupCommit::channel(&GroupCommitConfig::default());
+        let writer = SqliteWriter::start(&path, level, Duration::from_secs(1), intake).unwrap();
+        for i in 0..3 {
+            commits.insert(event(&format!("k{i}"))).await.unwrap();
+        }
+        // Opened as the background checkpointer's connection is.
+        let checkpointer = open();
+        let checkpoint = |conn: &rusqlite::Connection| -> (i64, i64, i64) {
+            conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })
+            .unwrap()
+        };
+        let before = writer.fsyncs().unwrap();
+        let (busy, frames, copied) = checkpoint(&checkpointer);
+        assert_eq!(busy, 0);
+        assert!(
+            frames > 0 && copied == frames,
+            "{frames} frames, {copied} copied"
+        );
+        let after = writer.fsyncs().unwrap();
+        assert!(
+            after > before,
+            "the checkpoint made no fsync of the sync thread ({before} before, {after} after)"
+        );
+
+        commits.close().await;
+        writer.close().await;
+        checkpointer
+            .execute(
+                "INSERT INTO events (id, source, idem_key, method, path, headers, body, \
+                 received_at_ms, verification) VALUES ('evt_x', 's', 'k9', 'POST', '/', '[]', x'', 0, 'none')",
+                [],
+            )
+            .unwrap();
+        let (busy, frames, copied) = checkpoint(&checkpointer);
+        assert_eq!(busy, 0);
+        assert!(
+            frames > 0 && copied == frames,
+            "{frames} frames, {copied} copied"
+        );
     }
 }

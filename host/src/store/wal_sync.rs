@@ -28,6 +28,7 @@ use std::thread::JoinHandle;
 
 use rustix::fs::{AtFlags, StatxFlags};
 
+use super::checkpoint_sync::{self, Registration};
 use super::StoreError;
 
 /// What to do once the WAL is synced past a commit (answer its waiters),
@@ -42,6 +43,8 @@ pub(super) struct WalSync {
     /// Completed fsyncs (tests and diagnostics).
     syncs: Arc<AtomicU64>,
     wal_path: PathBuf,
+    /// Checkpoints of this WAL send their syncs here too (`checkpoint_sync`).
+    checkpoints: Option<Registration>,
 }
 
 impl WalSync {
@@ -60,6 +63,7 @@ impl WalSync {
         let failure = Arc::new(OnceLock::new());
         let syncs = Arc::new(AtomicU64::new(0));
         let (queue, inbox) = std_mpsc::channel::<Release>();
+        let checkpoints = checkpoint_sync::register(wal.identity, queue.clone());
         let thread = std::thread::Builder::new()
             .name("hookyard-sqlite-fsync".into())
             .spawn({
@@ -74,6 +78,7 @@ impl WalSync {
             failure,
             syncs,
             wal_path,
+            checkpoints: Some(checkpoints),
         })
     }
 
@@ -111,6 +116,8 @@ impl WalSync {
 impl Drop for WalSync {
     /// Syncs and answers everything handed over, then stops the thread.
     fn drop(&mut self) {
+        // First, so that no checkpoint's request keeps the thread alive.
+        drop(self.checkpoints.take());
         drop(self.queue.take());
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
@@ -203,7 +210,7 @@ impl WalFile {
 /// (device, inode) of the file `path` names, as `std`'s `dev()` and `ino()`
 /// give them, asking `statx` for the inode number only (the device is
 /// always filled in).
-fn identity_of(path: &Path) -> std::io::Result<(u64, u64)> {
+pub(super) fn identity_of(path: &Path) -> std::io::Result<(u64, u64)> {
     match rustix::fs::statx(rustix::fs::CWD, path, AtFlags::empty(), StatxFlags::INO) {
         Ok(stat) => Ok((
             rustix::fs::makedev(stat.stx_dev_major, stat.stx_dev_minor),
