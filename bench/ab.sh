@@ -18,7 +18,8 @@
 # target/release/hookyard aside before and after a change). Environment:
 # ROUNDS (3), CONNS (64), DURATION (8s), WARMUP (2s), BENCH_SECRET
 # (bench-github-secret), QUIET_MAX (15), QUIET_WAIT (60). Only 127.0.0.1
-# is contacted; every wrk run is bounded by DURATION.
+# is contacted; every wrk run is bounded by DURATION. The order of the
+# builds rotates from round to round.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -52,8 +53,14 @@ source "$ROOT/bench/lib.sh"
 
 DISK=$(disk_dev "$WORK")
 echo "round label req/s p99_ms server_us/req errors disk_writes/kreq disk_flushes/kreq | per-thread us/req"
+ARGS=("$@")
 for round in $(seq "$ROUNDS"); do
-  for arg in "$@"; do
+  # Each round starts one build later than the last (a, b, c; b, c, a; ...):
+  # the first run of a round tends to be the slowest (a process and a
+  # database after a pause), and a fixed order would always hand that to
+  # the first build.
+  first=$(( (round - 1) % ${#ARGS[@]} ))
+  for arg in "${ARGS[@]:first}" "${ARGS[@]:0:first}"; do
     label=${arg%%=*}
     HOOKYARD=${arg#*=}
     name="r$round-$label"
