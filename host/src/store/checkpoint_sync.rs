@@ -20,21 +20,22 @@
 //! file's own sync (after a checkpoint that backfilled the whole WAL, and
 //! before the WAL can restart) is untouched.
 //!
-//! The sync thread registers itself here under the WAL's (device, inode);
+//! The sync thread registers itself here under the WAL's canonical path
+//! (the thread syncs whatever file that path names: see `wal_sync.rs`);
 //! [`super::sqlite_wal_vfs`] looks it up when a checkpoint asks for a sync.
-//! With no thread registered (`synchronous = "normal"`, or the writer
-//! closing) the VFS makes the fsync itself, as before.
+//! Not by inode: a test's WAL can be deleted under a live sync thread, and
+//! its inode number reused by another database's WAL. With no thread
+//! registered (`synchronous = "normal"`, or the writer closing) the VFS
+//! makes the fsync itself, as before.
 
+use std::path::{Path, PathBuf};
 use std::sync::mpsc as std_mpsc;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 
 use super::wal_sync::Release;
 
-/// A WAL's (device, inode), as `std`'s `dev()` and `ino()` give them.
-pub(super) type Identity = (u64, u64);
-
-/// The sync threads running now, by the identity of the WAL each syncs.
-static THREADS: Mutex<Vec<(Identity, Weak<Queue>)>> = Mutex::new(Vec::new());
+/// The sync threads running now, by the canonical path of the WAL each syncs.
+static THREADS: Mutex<Vec<(PathBuf, Weak<Queue>)>> = Mutex::new(Vec::new());
 
 /// The sync thread's queue while it takes requests; `None` once closing.
 #[derive(Debug)]
@@ -46,7 +47,7 @@ impl Queue {
     }
 }
 
-fn threads() -> MutexGuard<'static, Vec<(Identity, Weak<Queue>)>> {
+fn threads() -> MutexGuard<'static, Vec<(PathBuf, Weak<Queue>)>> {
     THREADS.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
@@ -58,12 +59,13 @@ pub(super) struct Registration {
 }
 
 /// Makes the sync thread fed by `queue` take checkpoint syncs of the WAL
-/// `identity`. A later registration of the same WAL takes precedence.
-pub(super) fn register(identity: Identity, queue: std_mpsc::Sender<Release>) -> Registration {
+/// at `wal` (a canonical path). A later registration of the same path
+/// takes precedence.
+pub(super) fn register(wal: PathBuf, queue: std_mpsc::Sender<Release>) -> Registration {
     let queue = Arc::new(Queue(Mutex::new(Some(queue))));
     let mut threads = threads();
     threads.retain(|(_, q)| q.strong_count() > 0);
-    threads.push((identity, Arc::downgrade(&queue)));
+    threads.push((wal, Arc::downgrade(&queue)));
     Registration { queue }
 }
 
@@ -85,13 +87,13 @@ pub(super) enum Waited {
     NoThread,
 }
 
-/// Blocks until the sync thread of the WAL `identity` has completed an
-/// fsync that started after this call.
-pub(super) fn wait_for_sync(identity: Identity) -> Waited {
+/// Blocks until the sync thread of the WAL at `wal` (a canonical path) has
+/// completed an fsync that started after this call.
+pub(super) fn wait_for_sync(wal: &Path) -> Waited {
     let queue = threads()
         .iter()
         .rev()
-        .find(|(id, _)| *id == identity)
+        .find(|(path, _)| path == wal)
         .and_then(|(_, q)| q.upgrade());
     let Some(queue) = queue else {
         return Waited::NoThread;
@@ -142,11 +144,11 @@ mod tests {
     #[test]
     fn a_request_reaches_the_thread_of_its_wal_only_while_registered() {
         let (tx, handle) = thread(true);
-        let registration = register((1, 101), tx);
-        assert_eq!(wait_for_sync((1, 101)), Waited::Synced);
-        assert_eq!(wait_for_sync((1, 102)), Waited::NoThread);
+        let registration = register("/test/a.db-wal".into(), tx);
+        assert_eq!(wait_for_sync(Path::new("/test/a.db-wal")), Waited::Synced);
+        assert_eq!(wait_for_sync(Path::new("/test/b.db-wal")), Waited::NoThread);
         drop(registration);
-        assert_eq!(wait_for_sync((1, 101)), Waited::NoThread);
+        assert_eq!(wait_for_sync(Path::new("/test/a.db-wal")), Waited::NoThread);
         // The registration held the thread's only sender: it has ended,
         // having served exactly the one request.
         assert_eq!(handle.join().unwrap(), 1);
@@ -155,8 +157,8 @@ mod tests {
     #[test]
     fn a_failed_fsync_is_reported_as_such() {
         let (tx, handle) = thread(false);
-        let registration = register((2, 7), tx);
-        assert_eq!(wait_for_sync((2, 7)), Waited::Failed);
+        let registration = register("/test/c.db-wal".into(), tx);
+        assert_eq!(wait_for_sync(Path::new("/test/c.db-wal")), Waited::Failed);
         drop(registration);
         handle.join().unwrap();
     }

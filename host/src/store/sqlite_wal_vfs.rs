@@ -44,8 +44,7 @@ use std::os::unix::ffi::OsStrExt;
 
 use rusqlite::ffi;
 
-use super::checkpoint_sync::{self, Identity, Waited};
-use super::wal_sync;
+use super::checkpoint_sync::{self, Waited};
 
 /// The name connections open this VFS by.
 pub(super) const NAME: &str = "hookyard-wal-batch";
@@ -128,13 +127,13 @@ struct ShimFile {
 const SHIM_SIZE: usize = std::mem::size_of::<ShimFile>().div_ceil(8) * 8;
 
 /// A WAL file's state: consecutive writes not yet made, starting at file
-/// offset `start`, and the file's identity, by which a checkpoint's sync
-/// finds the sync thread of this WAL (`None`: it could not be read at open,
-/// and such syncs are made here).
+/// offset `start`, and the file's canonical path, by which a checkpoint's
+/// sync finds the sync thread of this WAL (`None`: it could not be
+/// resolved at open, and such syncs are made here).
 struct Pending {
     start: i64,
     data: Vec<u8>,
-    identity: Option<Identity>,
+    canonical: Option<std::path::PathBuf>,
 }
 
 // What a test can count, per thread: WAL writes SQLite asked for, and
@@ -247,18 +246,16 @@ unsafe extern "C" fn open(
     // A failed open that left a file object still gets xClose (SQLite's
     // contract), which must reach the wrapped file; it gets no buffer.
     if rc == ffi::SQLITE_OK && flags & ffi::SQLITE_OPEN_WAL != 0 {
-        // The inode number only (see `wal_sync::identity_of`): a query of
-        // the file's times would make its next write dirty the inode.
-        let identity = (!name.is_null())
+        let canonical = (!name.is_null())
             .then(|| {
                 let path = std::ffi::OsStr::from_bytes(CStr::from_ptr(name).to_bytes());
-                wal_sync::identity_of(std::path::Path::new(path)).ok()
+                std::fs::canonicalize(path).ok()
             })
             .flatten();
         (*shim).pending = Box::into_raw(Box::new(Pending {
             start: 0,
             data: Vec::new(),
-            identity,
+            canonical,
         }));
     }
     (*shim).base.pMethods = &METHODS;
@@ -362,8 +359,8 @@ unsafe extern "C" fn sync(file: *mut ffi::sqlite3_file, flags: c_int) -> c_int {
         if flags & 0x0f != ffi::SQLITE_SYNC_FULL {
             return ffi::SQLITE_OK;
         }
-        if let Some(identity) = (*pending).identity {
-            match checkpoint_sync::wait_for_sync(identity) {
+        if let Some(wal) = &(*pending).canonical {
+            match checkpoint_sync::wait_for_sync(wal) {
                 Waited::Synced => return ffi::SQLITE_OK,
                 Waited::Failed => return ffi::SQLITE_IOERR_FSYNC,
                 Waited::NoThread => {}

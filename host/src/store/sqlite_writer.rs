@@ -435,11 +435,14 @@ mod tests {
     /// Under `full` a checkpoint's sync of the WAL is one more fsync of
     /// the writer's sync thread, not one of its own; with no sync thread
     /// (the writer closed) the checkpoint syncs the WAL itself, and both
-    /// complete.
+    /// complete. The database is named through a symlinked directory: the
+    /// sync thread and SQLite must still find the same WAL.
     #[tokio::test]
     async fn under_full_a_checkpoint_syncs_the_wal_through_the_fsync_thread() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("ckpt.db");
+        std::fs::create_dir(dir.path().join("real")).unwrap();
+        std::os::unix::fs::symlink(dir.path().join("real"), dir.path().join("link")).unwrap();
+        let path = dir.path().join("link").join("ckpt.db");
         let level = SqliteSynchronous::Full;
         let open = || open_connection(&path, level, Duration::from_secs(1), "open").unwrap();
         open()

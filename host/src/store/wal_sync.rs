@@ -63,7 +63,11 @@ impl WalSync {
         let failure = Arc::new(OnceLock::new());
         let syncs = Arc::new(AtomicU64::new(0));
         let (queue, inbox) = std_mpsc::channel::<Release>();
-        let checkpoints = checkpoint_sync::register(wal.identity, queue.clone());
+        // Canonical, as the VFS's lookup is: SQLite names the WAL by its
+        // full path, the configuration may have given a relative one.
+        let canonical = std::fs::canonicalize(&wal_path)
+            .map_err(|e| open_error(format!("cannot resolve `{}`: {e}", wal_path.display())))?;
+        let checkpoints = checkpoint_sync::register(canonical, queue.clone());
         let thread = std::thread::Builder::new()
             .name("hookyard-sqlite-fsync".into())
             .spawn({
@@ -210,7 +214,7 @@ impl WalFile {
 /// (device, inode) of the file `path` names, as `std`'s `dev()` and `ino()`
 /// give them, asking `statx` for the inode number only (the device is
 /// always filled in).
-pub(super) fn identity_of(path: &Path) -> std::io::Result<(u64, u64)> {
+fn identity_of(path: &Path) -> std::io::Result<(u64, u64)> {
     match rustix::fs::statx(rustix::fs::CWD, path, AtFlags::empty(), StatxFlags::INO) {
         Ok(stat) => Ok((
             rustix::fs::makedev(stat.stx_dev_major, stat.stx_dev_minor),
