@@ -61,10 +61,9 @@ impl EventId {
     /// the primary key instead of an index of their own; [`ulid_id_floor`]).
     pub fn received_at(received_at_ms: i64) -> Self {
         let ms = u64::try_from(received_at_ms).unwrap_or(0);
-        Self(format!(
-            "evt_{}",
-            ulid::Ulid::from_parts(ms, ulid::Ulid::new().random())
-        ))
+        // From the given time, not `Ulid::new()`'s: no second clock read.
+        let at = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms);
+        Self(format!("evt_{}", ulid::Ulid::from_datetime(at)))
     }
 
     /// Wraps an id read back from storage or an API.
