@@ -72,7 +72,9 @@ pub(super) fn register(wal: PathBuf, queue: std_mpsc::Sender<Release>) -> Regist
 impl Drop for Registration {
     fn drop(&mut self) {
         self.queue.lock().take();
-        threads().retain(|(_, q)| q.strong_count() > 0 && !q.ptr_eq(&Arc::downgrade(&self.queue)));
+        // Ours and any other registration already gone.
+        let ours = Arc::as_ptr(&self.queue);
+        threads().retain(|(_, q)| q.strong_count() > 0 && q.as_ptr() != ours);
     }
 }
 
