@@ -12,6 +12,7 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 mod checkpoint_sync;
+mod db_writeback;
 mod delivery;
 mod dispatch;
 mod event_list;

@@ -24,7 +24,10 @@
 //! SQLite ask for those syncs as `SQLITE_SYNC_FULL`, and only those are
 //! made: by the fsync thread's next fsync while one runs for this WAL
 //! ([`super::checkpoint_sync`]), else here. Every other file (the
-//! database, the shared memory, temp files) goes straight to `unix`.
+//! database, the shared memory, temp files) goes straight to `unix`, but
+//! for one hint: when a checkpoint's copy into the database file ends, that
+//! file's writeback is started ([`super::db_writeback`]), so the fsync
+//! that lets the WAL restart does not arrive as one burst.
 //!
 //! The writer's connection and the checkpointer's use this VFS (by name,
 //! at open), both with `checkpoint_fullfsync`; the checkpointer writes no
@@ -45,6 +48,7 @@ use std::os::unix::ffi::OsStrExt;
 use rusqlite::ffi;
 
 use super::checkpoint_sync::{self, Waited};
+use super::db_writeback;
 
 /// The name connections open this VFS by.
 pub(super) const NAME: &str = "hookyard-wal-batch";
@@ -121,6 +125,9 @@ struct ShimFile {
     real: *mut ffi::sqlite3_file,
     /// Write buffer; non-null only for WAL files.
     pending: *mut Pending,
+    /// The main database file's descriptor in the unix VFS, for the
+    /// writeback hint at the end of a checkpoint; -1 for other files.
+    db_fd: c_int,
 }
 
 /// Size of [`ShimFile`] rounded up to 8, where the wrapped file starts.
@@ -235,6 +242,7 @@ unsafe extern "C" fn open(
     (*shim).base.pMethods = std::ptr::null();
     (*shim).real = real;
     (*shim).pending = std::ptr::null_mut();
+    (*shim).db_fd = -1;
     let Some(base_open) = (*base).xOpen else {
         return ffi::SQLITE_CANTOPEN;
     };
@@ -257,6 +265,13 @@ unsafe extern "C" fn open(
             data: Vec::new(),
             canonical,
         }));
+    }
+    if rc == ffi::SQLITE_OK
+        && flags & ffi::SQLITE_OPEN_MAIN_DB != 0
+        && !name.is_null()
+        && CStr::from_ptr((*base).zName) == c"unix"
+    {
+        (*shim).db_fd = db_writeback::unix_fd(real, CStr::from_ptr(name)).unwrap_or(-1);
     }
     (*shim).base.pMethods = &METHODS;
     rc
@@ -415,6 +430,10 @@ unsafe extern "C" fn file_control(
     let rc = flush(file);
     if rc != ffi::SQLITE_OK {
         return rc;
+    }
+    let db_fd = (*file.cast::<ShimFile>()).db_fd;
+    if op == ffi::SQLITE_FCNTL_CKPT_DONE && db_fd >= 0 {
+        db_writeback::start(db_fd);
     }
     let (real, methods) = real(file);
     methods
@@ -702,6 +721,38 @@ mod tests {
             .query_row("PRAGMA integrity_check", [], |r| r.get(0))
             .unwrap();
         assert_eq!(check, "ok");
+    }
+
+    /// The end of a checkpoint's copy starts the database file's writeback,
+    /// on the descriptor found (and checked) at open; commits alone do not.
+    #[test]
+    fn a_checkpoint_starts_the_database_files_writeback() {
+        let hints = || db_writeback::HINTS.with(std::cell::Cell::get);
+        let dir = tempfile::tempdir().unwrap();
+        // 0: no automatic checkpoint, so only the one asked for below runs.
+        let mut conn = writer(&dir.path().join("writeback.db"), 0);
+        let before = hints();
+        for i in 0..50 {
+            let tx = conn.transaction().unwrap();
+            tx.execute(
+                "INSERT INTO t (k, body) VALUES (?1, ?2)",
+                rusqlite::params![format!("key-{i}"), vec![b'w'; 3000]],
+            )
+            .unwrap();
+            tx.commit().unwrap();
+        }
+        assert_eq!(hints(), before, "a commit gave a writeback hint");
+        let (busy, frames, copied): (i64, i64, i64) = conn
+            .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })
+            .unwrap();
+        assert_eq!(
+            (busy, copied),
+            (0, frames),
+            "the checkpoint copied every frame"
+        );
+        assert_eq!(hints(), before + 1);
     }
 
     /// A transaction that spills pages before its commit, and then commits:
