@@ -13,7 +13,9 @@
 # CONNS ("16 64"), POSTGRES (1; 0 skips the Postgres runs, which are also
 # skipped when 127.0.0.1:5432 does not answer), PG_ADMIN_URL
 # (postgres://postgres@127.0.0.1:5432), SKIP_BUILD (0), BENCH_SECRET
-# (bench-github-secret), QUIET_MAX (15) and QUIET_WAIT (120): before each
+# (bench-github-secret), PROFILE (release: the cargo profile all three
+# servers are built with and run from; dist measures the shipping build,
+# fat LTO for all three), QUIET_MAX (15) and QUIET_WAIT (120): before each
 # run, wait up to QUIET_WAIT s for the machine to be under QUIET_MAX % busy
 # (it is shared with other builds).
 # Only 127.0.0.1 is contacted; every wrk run is bounded by DURATION.
@@ -33,10 +35,12 @@ SKIP_BUILD=${SKIP_BUILD:-0}
 QUIET_MAX=${QUIET_MAX:-15}
 QUIET_WAIT=${QUIET_WAIT:-120}
 export BENCH_SECRET=${BENCH_SECRET:-bench-github-secret}
+PROFILE=${PROFILE:-release}
 LUA="$ROOT/bench/wrk/github.lua"
-HOOKYARD="$ROOT/target/release/hookyard"
-BARE="$ROOT/target/release/bare-endpoint"
-MINIMAL="$ROOT/target/release/minimal-ingest"
+TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
+HOOKYARD="$TARGET_DIR/$PROFILE/hookyard"
+BARE="$TARGET_DIR/$PROFILE/bare-endpoint"
+MINIMAL="$TARGET_DIR/$PROFILE/minimal-ingest"
 # The highest connection count is the one the targets are stated for.
 CMAX=$(tr ' ' '\n' <<<"$CONNS" | sort -n | tail -1)
 
@@ -44,10 +48,10 @@ die() { echo "ingest.sh: $*" >&2; exit 1; }
 command -v wrk >/dev/null || die "wrk not found (apt-get install wrk)"
 
 if [[ $SKIP_BUILD != 1 ]]; then
-  (cd "$ROOT" && nice -n 10 cargo build --release -p hookyard -p hookyard-bench) \
-    || die "release build failed"
+  (cd "$ROOT" && nice -n 10 cargo build --profile "$PROFILE" -p hookyard -p hookyard-bench) \
+    || die "$PROFILE build failed"
 fi
-[[ -x $HOOKYARD && -x $BARE && -x $MINIMAL ]] || die "release binaries missing; build first"
+[[ -x $HOOKYARD && -x $BARE && -x $MINIMAL ]] || die "$PROFILE binaries missing; build first"
 
 PIDS=()                 # servers this script started
 PG_DBS=()               # databases this script created
@@ -240,7 +244,7 @@ REPORT="$RESULTS_DIR/ingest-$STAMP.md"
   echo
   echo "$(nproc) cores ($(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)), load generator on the same machine;" \
     "wrk -t$WRK_THREADS, $DURATION per run, $ROUNDS interleaved rounds; ~1.5 KB signed GitHub bodies."
-  echo "Binary: $BUILD. Work dir $DISK; load average at start: $LOAD0, at end: $(cut -d' ' -f1-3 /proc/loadavg)."
+  echo "Binary: $BUILD, profile $PROFILE (all three servers). Work dir $DISK; load average at start: $LOAD0, at end: $(cut -d' ' -f1-3 /proc/loadavg)."
   echo "Median over rounds; ratio = Hookyard req/s / bare req/s (medians of same-round ratios);" \
     "RSS = router VmHWM (max over rounds); server CPU per request; CPU % = shares of all cores during the run" \
     "(other = everything else: kernel threads, Postgres for the -pg rows, and other users' work: high on a bare row means a noisy run)."

@@ -39,6 +39,7 @@ pub mod deliver;
 pub mod dispatch;
 pub mod ingest;
 pub mod live;
+pub mod log_format;
 pub mod log_sink;
 mod ops;
 pub mod plugin;

@@ -4,6 +4,7 @@
 
 use tracing_subscriber::EnvFilter;
 
+use crate::log_format::PlainLine;
 use crate::log_sink::{LogSink, LogSinkGuard};
 
 /// Log line format.
@@ -25,7 +26,10 @@ pub fn init(format: LogFormat) -> LogSinkGuard {
         .with_env_filter(filter)
         .with_writer(writer);
     match format {
-        LogFormat::Pretty => builder.with_ansi(false).init(),
+        LogFormat::Pretty => builder
+            .with_ansi(false)
+            .event_format(PlainLine::default())
+            .init(),
         LogFormat::Json => builder.json().flatten_event(true).init(),
     }
     guard
