@@ -141,13 +141,18 @@ thread_local! {
 /// [`MAX_FAST_SECS`].
 fn write_timestamp(writer: &mut impl fmt::Write, secs: u64, micros: u32) -> fmt::Result {
     let mut line = [0u8; 27];
-    SECOND.with(|cell| {
+    let from_cache = SECOND.try_with(|cell| {
         let mut cached = cell.borrow_mut();
         if cached.0 != secs {
             *cached = (secs, second_text(secs));
         }
         line[..20].copy_from_slice(&cached.1);
     });
+    // A line logged while the thread exits (a value's drop, after its
+    // thread-locals are gone) formats the second afresh.
+    if from_cache.is_err() {
+        line[..20].copy_from_slice(&second_text(secs));
+    }
     put_digits(&mut line[20..26], u64::from(micros));
     line[26] = b'Z';
     // All ASCII digits and separators.
