@@ -70,12 +70,16 @@ pub(super) async fn receive(
     let path = uri
         .path_and_query()
         .map_or_else(|| uri.path().to_string(), |p| p.to_string());
-    let url = signed_url(
-        source_config.public_url.as_deref(),
-        state.scheme,
-        &headers,
-        &uri,
-    );
+    let url = if source_config.verifier.signs_url() {
+        signed_url(
+            source_config.public_url.as_deref(),
+            state.scheme,
+            &headers,
+            &uri,
+        )
+    } else {
+        String::new()
+    };
     let request = Unverified {
         method: &method,
         url: &url,

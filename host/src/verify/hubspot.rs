@@ -56,6 +56,10 @@ pub(super) fn build(params: &VerifierParams) -> Result<Arc<dyn Verifier>, BuildE
 }
 
 impl Verifier for HubSpot {
+    fn signs_url(&self) -> bool {
+        true
+    }
+
     fn verify(&self, req: &Unverified<'_>, now_unix: i64) -> Result<Verified, VerifyError> {
         let signature = required_header(req.headers, SIGNATURE_HEADER)?;
         let ts_text = required_header(req.headers, TIMESTAMP_HEADER)?;

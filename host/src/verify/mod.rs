@@ -49,7 +49,8 @@ pub struct Unverified<'a> {
     /// The request method.
     pub method: &'a Method,
     /// The full public URL the provider called (scheme, host, path, query);
-    /// URL-signing schemes sign it.
+    /// URL-signing schemes sign it. Empty for the others: the receive path
+    /// builds it only when [`Verifier::signs_url`] says so.
     pub url: &'a str,
     /// The request headers (names are case-insensitive).
     pub headers: &'a HeaderMap,
@@ -108,6 +109,14 @@ pub enum VerifyError {
 pub trait Verifier: Send + Sync + std::fmt::Debug {
     /// Checks `req` as of `now_unix` (seconds since the epoch).
     fn verify(&self, req: &Unverified<'_>, now_unix: i64) -> Result<Verified, VerifyError>;
+
+    /// Whether [`Verifier::verify`] reads [`Unverified::url`]. Only
+    /// URL-signing schemes do, and the receive path builds the URL (an
+    /// allocation and a copy per request) only for them; the others get an
+    /// empty one.
+    fn signs_url(&self) -> bool {
+        false
+    }
 
     /// The router's own answer when `req` is the provider checking the
     /// endpoint (Slack `url_verification`, Twitch callback verification,

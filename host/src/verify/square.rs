@@ -57,6 +57,10 @@ pub(super) fn build(params: &VerifierParams) -> Result<Arc<dyn Verifier>, BuildE
 }
 
 impl Verifier for Square {
+    fn signs_url(&self) -> bool {
+        true
+    }
+
     fn verify(&self, req: &Unverified<'_>, _now_unix: i64) -> Result<Verified, VerifyError> {
         let signed: [&[u8]; 2] = [req.url.as_bytes(), req.body];
         let matched = if let Some(value) = single_header(req.headers, SHA256_HEADER)? {

@@ -49,6 +49,10 @@ pub(super) fn build(params: &VerifierParams) -> Result<Arc<dyn Verifier>, BuildE
 }
 
 impl Verifier for Twilio {
+    fn signs_url(&self) -> bool {
+        true
+    }
+
     fn verify(&self, req: &Unverified<'_>, _now_unix: i64) -> Result<Verified, VerifyError> {
         let signature = required_header(req.headers, SIGNATURE_HEADER)?;
         let sha256 = match single_header(req.headers, SETTINGS_HEADER)? {
