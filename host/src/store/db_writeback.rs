@@ -32,11 +32,16 @@
               one syscall on it; each block states what it relies on"
 )]
 
-use std::ffi::{c_int, c_void, CStr};
+use std::ffi::{c_int, c_void, CStr, OsStr};
 use std::os::fd::BorrowedFd;
 use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
 
 use rusqlite::ffi;
+
+// The WAL sync thread's check of the same thing: device and inode of a
+// path, asking for nothing else.
+use super::wal_sync::identity_of;
 
 /// The leading fields of SQLite's `struct unixFile` (os_unix.c), up to
 /// the descriptor. Stable since SQLite 3.7; checked at every open anyway.
@@ -69,8 +74,8 @@ pub(super) unsafe fn unix_fd(real: *mut ffi::sqlite3_file, name: &CStr) -> Optio
     // if not, fstat on an arbitrary number fails or names another file,
     // and either way the value is rejected below without other use.
     let opened = rustix::fs::fstat(BorrowedFd::borrow_raw(fd)).ok()?;
-    let named = rustix::fs::stat(std::ffi::OsStr::from_bytes(name.to_bytes())).ok()?;
-    (opened.st_dev == named.st_dev && opened.st_ino == named.st_ino).then_some(fd)
+    let named = identity_of(Path::new(OsStr::from_bytes(name.to_bytes()))).ok()?;
+    (named == (opened.st_dev, opened.st_ino)).then_some(fd)
 }
 
 /// Starts writeback of the file's dirty pages without waiting for it. A

@@ -214,7 +214,7 @@ impl WalFile {
 /// (device, inode) of the file `path` names, as `std`'s `dev()` and `ino()`
 /// give them, asking `statx` for the inode number only (the device is
 /// always filled in).
-fn identity_of(path: &Path) -> std::io::Result<(u64, u64)> {
+pub(super) fn identity_of(path: &Path) -> std::io::Result<(u64, u64)> {
     match rustix::fs::statx(rustix::fs::CWD, path, AtFlags::empty(), StatxFlags::INO) {
         Ok(stat) => Ok((
             rustix::fs::makedev(stat.stx_dev_major, stat.stx_dev_minor),
