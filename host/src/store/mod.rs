@@ -60,11 +60,33 @@ impl EventId {
     /// ULID's time is exactly that, so the id orders events by receipt and
     /// an id range is a receive-time range (SQLite's retention purges walk
     /// the primary key instead of an index of their own; [`ulid_id_floor`]).
+    ///
+    /// Events received in the same millisecond get increasing ids, in the
+    /// order of these calls: a ULID's random part alone would order them by
+    /// chance, and the event list (newest first) and its cursor go by id.
+    /// The latest millisecond seen is the one continued; an earlier one (a
+    /// clock stepped back) gets a fresh id of its own time and leaves it.
     pub fn received_at(received_at_ms: i64) -> Self {
+        static LATEST: std::sync::Mutex<ulid::Ulid> = std::sync::Mutex::new(ulid::Ulid::nil());
         let ms = u64::try_from(received_at_ms).unwrap_or(0);
         // From the given time, not `Ulid::new()`'s: no second clock read.
-        let at = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms);
-        Self(format!("evt_{}", ulid::Ulid::from_datetime(at)))
+        let fresh = || {
+            ulid::Ulid::from_datetime(std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms))
+        };
+        let mut latest = LATEST
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let next = if ms == latest.timestamp_ms() {
+            // Past the 80 random bits' end (never, in practice): a fresh one.
+            latest.increment().unwrap_or_else(fresh)
+        } else {
+            fresh()
+        };
+        if ms >= latest.timestamp_ms() {
+            *latest = next;
+        }
+        drop(latest);
+        Self(format!("evt_{next}"))
     }
 
     /// Wraps an id read back from storage or an API.

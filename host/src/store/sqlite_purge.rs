@@ -111,6 +111,21 @@ mod tests {
         assert!(id.as_str() < id_floor(1_700_000_000_123).as_str());
     }
 
+    #[test]
+    fn ids_of_one_millisecond_increase_in_the_order_they_are_made() {
+        // Far ahead of every other test's time (year 2255), so none of them
+        // moves the latest millisecond past this one while it runs.
+        const MS: i64 = 9_000_000_000_000;
+        let ids: Vec<EventId> = (0..100).map(|_| EventId::received_at(MS)).collect();
+        for pair in ids.windows(2) {
+            assert!(pair[0] < pair[1], "{} then {}", pair[0], pair[1]);
+        }
+        for id in &ids {
+            let ulid = ulid::Ulid::from_string(&id.as_str()["evt_".len()..]).unwrap();
+            assert_eq!(ulid.timestamp_ms(), MS as u64);
+        }
+    }
+
     /// Both purges search the primary key's index by id: no table scan,
     /// and no index on `received_at_ms` for inserts to keep up.
     #[tokio::test]
